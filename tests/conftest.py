@@ -1,0 +1,63 @@
+"""Shared test fixtures: where the corpus lives, a generated vmlinux.h, and kernel access."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+CORPUS_CASES = CORPUS / "cases"
+CORPUS_INCLUDE = CORPUS / "include"
+KVERIFY = SHARED / "tools" / "kverify"
+BUILD = REPO / ".build"
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def vmlinux_dir() -> Path:
+    """A directory holding vmlinux.h for the running kernel (generated with bpftool once)."""
+    header = BUILD / "vmlinux.h"
+    if not header.exists():
+        BUILD.mkdir(exist_ok=True)
+        if not shutil.which("bpftool"):
+            pytest.skip("bpftool is needed to generate vmlinux.h (apt-get install -y bpftool)")
+        out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                             capture_output=True, text=True, check=True).stdout
+        tmp = header.with_suffix(".tmp")
+        tmp.write_text(out)
+        tmp.replace(header)
+    return BUILD
+
+
+def corpus_include_dirs() -> list[str]:
+    return [str(vmlinux_dir()), str(CORPUS_INCLUDE)]
+
+
+def bpf_syscall_permitted() -> bool:
+    """True when this process may load BPF programs (root and an unrestricted bpf())."""
+    if os.geteuid() != 0 or not KVERIFY.exists():
+        return False
+    return Path("/sys/kernel/btf/vmlinux").exists()
+
+
+requires_kernel = pytest.mark.skipif(not bpf_syscall_permitted(), reason="the bpf syscall is not permitted here")
+
+
+def corpus_cases() -> list[str]:
+    return sorted(p.name[: -len(".bpf.c")] for p in CORPUS_CASES.glob("*.bpf.c"))
+
+
+def clang_object(source: Path, out_dir: Path, extra: list[str] | None = None) -> Path:
+    """Compile with the system clang exactly as the corpus's kernel-verdicts.sh does."""
+    clang = shutil.which("clang-19") or shutil.which("clang")
+    if not clang:
+        pytest.skip("no system clang")
+    obj = out_dir / (source.name.replace(".bpf.c", "") + ".o")
+    subprocess.run([clang, "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-D__TARGET_ARCH_x86",
+                    *[f"-I{d}" for d in corpus_include_dirs()], *(extra or []), "-c", str(source), "-o", str(obj)],
+                   check=True, capture_output=True)
+    return obj
