@@ -1,0 +1,106 @@
+"""Facts about the running kernel, read from its BTF (/sys/kernel/btf/vmlinux).
+
+Only what the verifier model needs: which struct names are kernel types (a `__kptr` to one is a
+kernel kptr, not a program-local one) and the argument types of BTF tracepoints (`tp_btf/X`
+programs read them from their context). Parsing vmlinux BTF takes a few hundred ms, so the
+facts are cached on disk per kernel (keyed by the BTF file's size and mtime) and in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .btf import Btf, BtfError, Kind
+
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+FACTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    available: bool
+    struct_names: frozenset[str] = frozenset()
+    # tracepoint name -> per argument: ("ptr", struct name) or ("scalar", "")
+    tracepoints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    source: str = ""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bpf-lsp"
+
+
+_lock = threading.Lock()
+_memo: dict[str, KernelFacts] = {}
+
+
+def kernel_facts(path: str = VMLINUX_BTF) -> KernelFacts:
+    with _lock:
+        if path in _memo:
+            return _memo[path]
+        facts = _load(path)
+        _memo[path] = facts
+        return facts
+
+
+def _load(path: str) -> KernelFacts:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return KernelFacts(False, source=f"{path} not found")
+    key = hashlib.sha256(f"{FACTS_VERSION}:{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    cached = cache_dir() / f"kernel-facts-{key}.pickle"
+    try:
+        with open(cached, "rb") as f:
+            facts = pickle.load(f)
+        if isinstance(facts, KernelFacts):
+            return facts
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ValueError):
+        pass
+    try:
+        with open(path, "rb") as f:
+            btf = Btf.parse(f.read())
+        facts = _extract(btf, path)
+    except (OSError, BtfError) as e:
+        return KernelFacts(False, source=f"{path}: {e}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(facts, f)
+        tmp.replace(cached)
+    except OSError:
+        pass
+    return facts
+
+
+def _extract(btf: Btf, path: str) -> KernelFacts:
+    names = set()
+    tps: dict[str, tuple[tuple[str, str], ...]] = {}
+    for t in btf.types:
+        if t is None:
+            continue
+        if t.kind == Kind.STRUCT and t.name:
+            names.add(t.name)
+        elif t.kind == Kind.TYPEDEF and t.name.startswith("btf_trace_"):
+            try:
+                ptr = btf[btf.resolve(t.type_id)]
+                proto = btf[ptr.type_id] if ptr.kind == Kind.PTR else None
+                if proto is None or proto.kind != Kind.FUNC_PROTO:
+                    continue
+                args = []
+                for _pname, ptype in (proto.params or [])[1:]:   # the first is the void *__data
+                    at = btf[btf.resolve(ptype)]
+                    if at.kind == Kind.PTR:
+                        target = btf[btf.resolve(at.type_id)]
+                        args.append(("ptr", target.name if target.kind in (Kind.STRUCT, Kind.UNION) else ""))
+                    else:
+                        args.append(("scalar", ""))
+                tps[t.name[len("btf_trace_"):]] = tuple(args)
+            except BtfError:
+                continue
+    return KernelFacts(True, frozenset(names), tps, path)

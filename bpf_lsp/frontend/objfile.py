@@ -1,0 +1,478 @@
+"""The object model: a BPF ELF object as the verifier sees it.
+
+Each program is *linked* the way libbpf links it before BPF_PROG_LOAD: the program's own
+function first, then every `.text` subprogram it reaches (BPF-to-BPF calls and callback
+addresses), appended in discovery order. Indices in a `Program` are indices into that linked
+array, so instruction numbers match the kernel's log. Relocations are resolved to meaning:
+a kfunc or helper by name, a map, an address inside a global-data section, a subprogram.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .btf import Btf, BtfError, BtfExt, Kind, LineInfo
+from .helpers_table import HELPER_NAMES
+from .isa import DecodeError, Insn, decode
+
+DATA_SECTION_PREFIXES = (".data", ".bss", ".rodata")
+
+
+class ObjectError(ValueError):
+    """The bytes are not a BPF object we can analyse."""
+
+
+# ---- program types -------------------------------------------------------------------------
+
+# (section prefix, program type, whether the rest of the name is the attach target), as libbpf's
+# section_defs; the first match wins, so longer prefixes come first.
+SECTION_TYPES: tuple[tuple[str, str, bool], ...] = (
+    ("struct_ops.s/", "struct_ops", True), ("struct_ops/", "struct_ops", True),
+    ("tp_btf/", "tracing", True), ("fentry.s/", "tracing", True), ("fentry/", "tracing", True),
+    ("fexit.s/", "tracing", True), ("fexit/", "tracing", True), ("fmod_ret/", "tracing", True),
+    ("iter.s/", "tracing", True), ("iter/", "tracing", True),
+    ("lsm.s/", "lsm", True), ("lsm_cgroup/", "lsm", True), ("lsm/", "lsm", True),
+    ("raw_tracepoint.w/", "raw_tracepoint_writable", True), ("raw_tp.w/", "raw_tracepoint_writable", True),
+    ("raw_tracepoint/", "raw_tracepoint", True), ("raw_tp/", "raw_tracepoint", True),
+    ("tracepoint/", "tracepoint", True), ("tp/", "tracepoint", True),
+    ("kprobe.multi/", "kprobe", True), ("kretprobe.multi/", "kprobe", True),
+    ("kprobe/", "kprobe", True), ("kretprobe/", "kprobe", True), ("uprobe", "kprobe", True),
+    ("uretprobe", "kprobe", True), ("ksyscall/", "kprobe", True), ("kretsyscall/", "kprobe", True),
+    ("tcx/", "sched_cls", True), ("tc/", "sched_cls", True), ("netkit/", "sched_cls", True),
+    ("tc", "sched_cls", False), ("classifier", "sched_cls", False), ("action", "sched_act", False),
+    ("xdp.frags/", "xdp", True), ("xdp/", "xdp", True), ("xdp", "xdp", False),
+    ("socket", "socket_filter", False), ("sk_reuseport", "sk_reuseport", False),
+    ("perf_event", "perf_event", False), ("cgroup_skb/", "cgroup_skb", True),
+    ("cgroup/", "cgroup", True), ("sockops", "sock_ops", False), ("sk_skb", "sk_skb", True),
+    ("sk_msg", "sk_msg", False), ("sk_lookup", "sk_lookup", False),
+    ("flow_dissector", "flow_dissector", False), ("lirc_mode2", "lirc_mode2", False),
+    ("syscall", "syscall", False), ("netfilter", "netfilter", False),
+    ("lwt_in", "lwt_in", False), ("lwt_out", "lwt_out", False), ("lwt_xmit", "lwt_xmit", False),
+)
+
+
+def program_type(section: str) -> tuple[str, str]:
+    """(program type, attach target) for an ELF section name; ("unknown", "") if none matches."""
+    name = section[1:] if section.startswith("?") else section
+    for prefix, kind, has_target in SECTION_TYPES:
+        if name == prefix.rstrip("/") or name.startswith(prefix):
+            target = name[len(prefix):] if has_target and name.startswith(prefix) else ""
+            return kind, target
+    return "unknown", ""
+
+
+# ---- relocation meanings ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KfuncRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class HelperRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class MapDef:
+    name: str
+    kind: str                 # "map" (a .maps definition) or "data" (a global-data section)
+    map_type: int = 0
+    key_size: int = 0
+    value_size: int = 0
+    max_entries: int = 0
+    value_type_id: int = 0    # BTF id of the value struct (or the DATASEC for global data)
+    section: str = ""
+
+
+@dataclass(frozen=True)
+class MapRef:
+    map: MapDef
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """ld_imm64 of an address inside a global-data section (a map value)."""
+    map: MapDef
+    offset: int
+    symbol: str = ""
+
+
+@dataclass(frozen=True)
+class SubprogRef:
+    target: int               # linked index of the callee's first instruction
+    name: str
+
+
+@dataclass(frozen=True)
+class FuncAddrRef:
+    """ld_imm64 of a subprogram's address: a callback such as rbtree's `less`."""
+    target: int
+    name: str
+
+
+@dataclass(frozen=True)
+class KsymRef:
+    name: str
+
+
+Meaning = KfuncRef | HelperRef | MapRef | DataRef | SubprogRef | FuncAddrRef | KsymRef
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    start: int                # linked index
+    end: int                  # linked index, exclusive
+    section: str
+    section_start: int        # index of the first instruction inside its ELF section
+    is_global: bool
+    btf_id: int = 0           # BTF FUNC id, 0 when unknown
+
+
+@dataclass(frozen=True)
+class Origin:
+    section: str
+    index: int                # index inside the ELF section
+
+
+@dataclass
+class Program:
+    name: str
+    section: str
+    prog_type: str
+    attach_target: str
+    insns: list[Insn]
+    origins: list[Origin]                  # per linked slot index (ld_imm64 takes two)
+    meanings: dict[int, Meaning]
+    functions: list[Function]
+    obj: "BpfObject" = field(repr=False)
+
+    def insn_at(self, idx: int) -> Insn | None:
+        return self._by_index.get(idx)
+
+    @cached_property
+    def _by_index(self) -> dict[int, Insn]:
+        return {i.idx: i for i in self.insns}
+
+    @cached_property
+    def _lines(self) -> list[LineInfo | None]:
+        """For each linked slot, the line info in force (the last entry at or before it)."""
+        out: list[LineInfo | None] = []
+        table = self.obj.line_tables
+        current: dict[str, LineInfo | None] = {}
+        for slot, origin in enumerate(self.origins):
+            entries = table.get(origin.section, {})
+            info = entries.get(origin.index)
+            prev = out[-1] if out and slot and self.origins[slot - 1].section == origin.section else None
+            out.append(info if info is not None else prev)
+            current[origin.section] = out[-1]
+        return out
+
+    def line_at(self, idx: int) -> LineInfo | None:
+        if 0 <= idx < len(self.origins):
+            return self._lines[idx]
+        return None
+
+    def exact_line_at(self, idx: int) -> LineInfo | None:
+        """Line info attached exactly to this instruction (not inherited from earlier ones)."""
+        if 0 <= idx < len(self.origins):
+            o = self.origins[idx]
+            return self.obj.line_tables.get(o.section, {}).get(o.index)
+        return None
+
+    def function_at(self, idx: int) -> Function | None:
+        for f in self.functions:
+            if f.start <= idx < f.end:
+                return f
+        return None
+
+    @property
+    def main(self) -> Function:
+        return self.functions[0]
+
+
+@dataclass
+class BpfObject:
+    path: str
+    elf_bytes: bytes = field(repr=False)
+    btf: Btf | None
+    btf_ext: BtfExt | None
+    maps: dict[str, MapDef]
+    programs: list[Program]
+    line_tables: dict[str, dict[int, LineInfo]]   # section -> section index -> line
+    problems: list[str]                           # non-fatal: what we could not read
+
+    @cached_property
+    def elf(self) -> ELFFile:
+        return ELFFile(io.BytesIO(self.elf_bytes))
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+@dataclass
+class _Sym:
+    name: str
+    section: str | None       # None: undefined (an extern: kfunc or ksym)
+    value: int
+    kind: str                 # STT_FUNC, STT_OBJECT, STT_SECTION, ...
+    bind: str
+    size: int
+
+
+def load_object(data: bytes, path: str = "<object>") -> BpfObject:
+    """Parse a BPF ELF object. Raises ObjectError when it is not one we can read."""
+    try:
+        return _load(data, path)
+    except ObjectError:
+        raise
+    except (ELFError, BtfError, DecodeError, ValueError, KeyError, IndexError, AttributeError,
+            TypeError, OverflowError, AssertionError, UnicodeDecodeError, RecursionError) as e:
+        raise ObjectError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+
+
+def _load(data: bytes, path: str) -> BpfObject:
+    elf = ELFFile(io.BytesIO(data))
+    if elf["e_machine"] not in ("EM_BPF", 247):
+        raise ObjectError(f"{path} is not a BPF object (machine {elf['e_machine']})")
+    problems: list[str] = []
+    sections = {i: s for i, s in enumerate(elf.iter_sections())}
+    by_name = {s.name: s for s in sections.values()}
+
+    btf = btf_ext = None
+    if ".BTF" in by_name:
+        try:
+            btf = Btf.parse(by_name[".BTF"].data())
+        except BtfError as e:
+            problems.append(f".BTF: {e}")
+    if btf is not None and ".BTF.ext" in by_name:
+        try:
+            btf_ext = BtfExt.parse(by_name[".BTF.ext"].data(), btf)
+        except BtfError as e:
+            problems.append(f".BTF.ext: {e}")
+
+    symbols = _symbols(elf, sections)
+    code_sections = {s.name: s for s in sections.values()
+                     if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & 0x4 and s["sh_size"]}
+    code = {name: decode(s.data()) for name, s in code_sections.items()}
+    relocs = _relocations(elf, sections, symbols)
+    if btf is not None:
+        _fixup_datasecs(btf, by_name, symbols)
+    maps = _maps(btf, by_name, symbols, problems)
+
+    line_tables: dict[str, dict[int, LineInfo]] = {}
+    if btf_ext is not None:
+        for sec, infos in btf_ext.line_info.items():
+            line_tables[sec] = {li.insn: li for li in infos}
+
+    funcs_by_section: dict[str, list[_Sym]] = {}
+    for sym in symbols:
+        if sym.kind == "STT_FUNC" and sym.section in code:
+            funcs_by_section.setdefault(sym.section, []).append(sym)
+    for lst in funcs_by_section.values():
+        lst.sort(key=lambda s: s.value)
+
+    btf_funcs: dict[str, int] = {}
+    if btf is not None:
+        for t in btf.types:
+            if t is not None and t.kind == Kind.FUNC:
+                btf_funcs[t.name] = t.id
+
+    linker = _Linker(code, relocs, funcs_by_section, maps, btf_funcs, problems)
+    obj = BpfObject(path, data, btf, btf_ext, maps, [], line_tables, problems)
+    for sec, funcs in funcs_by_section.items():
+        if sec == ".text":
+            continue
+        for sym in funcs:
+            if sym.bind != "STB_GLOBAL":
+                continue
+            kind, target = program_type(sec)
+            prog = linker.link(sym, sec, kind, target, obj)
+            obj.programs.append(prog)
+    return obj
+
+
+def _symbols(elf: ELFFile, sections) -> list[_Sym]:
+    symtab = elf.get_section_by_name(".symtab")
+    out = []
+    if symtab is None:
+        return out
+    for s in symtab.iter_symbols():
+        shndx = s["st_shndx"]
+        sec = sections[shndx].name if isinstance(shndx, int) and shndx in sections else None
+        name = s.name
+        if s["st_info"]["type"] == "STT_SECTION" and sec is not None:
+            name = sec
+        out.append(_Sym(name, sec, s["st_value"], s["st_info"]["type"], s["st_info"]["bind"], s["st_size"]))
+    return out
+
+
+def _relocations(elf: ELFFile, sections, symbols: list[_Sym]) -> dict[str, dict[int, tuple[_Sym, int]]]:
+    """section name -> insn index -> (symbol, relocation type)."""
+    out: dict[str, dict[int, tuple[_Sym, int]]] = {}
+    symtab = elf.get_section_by_name(".symtab")
+    for s in sections.values():
+        if s["sh_type"] != "SHT_REL":
+            continue
+        target = sections.get(s["sh_info"])
+        if target is None or not (target["sh_flags"] & 0x4):
+            continue
+        table = out.setdefault(target.name, {})
+        for rel in s.iter_relocations():
+            sym_index = rel["r_info_sym"]
+            if symtab is None or sym_index >= len(symbols):
+                continue
+            table[rel["r_offset"] // 8] = (symbols[sym_index], rel["r_info_type"])
+    return out
+
+
+def _fixup_datasecs(btf: Btf, by_name, symbols: list[_Sym]) -> None:
+    """clang leaves DATASEC sizes and offsets 0 in objects; fill them in like libbpf does."""
+    for t in btf.types:
+        if t is None or t.kind != Kind.DATASEC or t.name not in by_name:
+            continue
+        offsets = {s.name: s.value for s in symbols if s.section == t.name and s.kind == "STT_OBJECT"}
+        btf.fixup_datasec(t.id, by_name[t.name]["sh_size"], offsets)
+
+
+def _maps(btf: Btf | None, by_name, symbols: list[_Sym], problems: list[str]) -> dict[str, MapDef]:
+    maps: dict[str, MapDef] = {}
+    if btf is None:
+        return maps
+    for t in btf.types:
+        if t is None or t.kind != Kind.DATASEC:
+            continue
+        if t.name == ".maps":
+            for type_id, offset, size in t.vars:
+                var = btf[type_id]
+                maps[var.name] = _map_from_btf(btf, var.name, btf.resolve(var.type_id), problems)
+        elif t.name.startswith(DATA_SECTION_PREFIXES):
+            maps[t.name] = MapDef(t.name, "data", map_type=2, key_size=4, value_size=t.size,
+                                  max_entries=1, value_type_id=t.id, section=t.name)
+    return maps
+
+
+def _map_from_btf(btf: Btf, name: str, struct_id: int, problems: list[str]) -> MapDef:
+    fields: dict[str, int] = {}
+    value_type = 0
+    st = btf[struct_id]
+    for m in st.members or []:
+        ptr = btf[btf.resolve(m.type_id)]
+        if ptr.kind != Kind.PTR:
+            continue
+        pointee = btf.resolve(ptr.type_id)
+        if m.name in ("key", "value"):
+            fields[m.name + "_size"] = btf.size_of(pointee)
+            if m.name == "value":
+                value_type = pointee
+        elif btf[pointee].kind == Kind.ARRAY:
+            fields[m.name] = btf[pointee].nelems
+    return MapDef(name, "map", map_type=fields.get("type", 0),
+                  key_size=fields.get("key_size", 0), value_size=fields.get("value_size", 0),
+                  max_entries=fields.get("max_entries", 0), value_type_id=value_type, section=".maps")
+
+
+class _Linker:
+    """Builds the linked instruction array of one program, like libbpf's subprogram append."""
+
+    def __init__(self, code, relocs, funcs_by_section, maps, btf_funcs, problems):
+        self.code = code
+        self.relocs = relocs
+        self.funcs = funcs_by_section
+        self.maps = maps
+        self.btf_funcs = btf_funcs
+        self.problems = problems
+
+    def _func_containing(self, section: str, index: int) -> _Sym | None:
+        for sym in self.funcs.get(section, []):
+            start = sym.value // 8
+            end = start + max(sym.size // 8, 1)
+            if start <= index < end:
+                return sym
+        return None
+
+    def link(self, main: _Sym, section: str, kind: str, target: str, obj: BpfObject) -> Program:
+        insns: list[Insn] = []
+        origins: list[Origin] = []
+        meanings: dict[int, Meaning] = {}
+        functions: list[Function] = []
+        placed: dict[tuple[str, int], int] = {}      # (section, start index) -> linked start
+        queue: list[tuple[str, _Sym]] = [(section, main)]
+        pending: list[tuple[int, str, int, bool]] = []  # (linked idx, section, target index, is_call)
+
+        while queue:
+            sec, sym = queue.pop(0)
+            start = sym.value // 8
+            count = max(sym.size // 8, 1) if sym.size else len_slots(self.code[sec]) - start
+            base = len(origins)
+            placed[(sec, start)] = base
+            functions.append(Function(sym.name, base, base + count, sec, start,
+                                      sym.bind == "STB_GLOBAL" and sec == ".text",
+                                      self.btf_funcs.get(sym.name, 0)))
+            for i in range(count):
+                origins.append(Origin(sec, start + i))
+            sec_relocs = self.relocs.get(sec, {})
+            for insn in self.code[sec]:
+                if not start <= insn.idx < start + count:
+                    continue
+                linked = base + insn.idx - start
+                new = replace(insn, idx=linked)
+                rel = sec_relocs.get(insn.idx)
+                if insn.is_call and insn.src == 0:
+                    name = HELPER_NAMES.get(insn.imm, f"helper#{insn.imm}")
+                    meanings[linked] = HelperRef(insn.imm, name)
+                elif insn.is_call and rel is not None and rel[0].section is None:
+                    meanings[linked] = KfuncRef(rel[0].name)
+                    new = replace(new, src=2)
+                elif insn.is_call and insn.src == 1:
+                    if rel is not None:
+                        tsec, tidx = rel[0].section, rel[0].value // 8 + insn.imm + 1
+                    else:
+                        tsec, tidx = sec, insn.idx + insn.imm + 1
+                    pending.append((linked, tsec, tidx, True))
+                elif insn.is_ld_imm64 and rel is not None:
+                    rsym = rel[0]
+                    if rsym.section is None:
+                        meanings[linked] = KsymRef(rsym.name)
+                    elif rsym.section in self.code:
+                        pending.append((linked, rsym.section, (rsym.value + insn.imm) // 8, False))
+                    elif rsym.section == ".maps" and rsym.name in self.maps:
+                        meanings[linked] = MapRef(self.maps[rsym.name])
+                    elif rsym.section in self.maps:
+                        off = insn.imm + (0 if rsym.kind == "STT_SECTION" else rsym.value)
+                        sym_name = "" if rsym.kind == "STT_SECTION" else rsym.name
+                        meanings[linked] = DataRef(self.maps[rsym.section], off, sym_name)
+                    else:
+                        self.problems.append(f"{sec}+{insn.idx}: relocation against {rsym.name} "
+                                             f"in {rsym.section} is not understood")
+                insns.append(new)
+            # discover callees now so they are appended in order of first reference
+            for linked, tsec, tidx, is_call in list(pending):
+                callee = self._func_containing(tsec, tidx) if tsec in self.code else None
+                if callee is None:
+                    continue
+                key = (tsec, callee.value // 8)
+                if key not in placed and all(q[1] is not callee for q in queue):
+                    queue.append((tsec, callee))
+
+        for linked, tsec, tidx, is_call in pending:
+            callee = self._func_containing(tsec, tidx) if tsec in self.code else None
+            if callee is None:
+                self.problems.append(f"{section}: call target {tsec}+{tidx} is not a function")
+                continue
+            target_idx = placed[(tsec, callee.value // 8)] + tidx - callee.value // 8
+            ref = SubprogRef(target_idx, callee.name) if is_call else FuncAddrRef(target_idx, callee.name)
+            meanings[linked] = ref
+            if is_call:
+                pos = next(k for k, i in enumerate(insns) if i.idx == linked)
+                insns[pos] = replace(insns[pos], imm=target_idx - linked - 1)
+        return Program(main.name, section, kind, target, insns, origins, meanings, functions, obj)
+
+
+def len_slots(insns: list[Insn]) -> int:
+    return (insns[-1].idx + insns[-1].slots) if insns else 0

@@ -1,0 +1,235 @@
+"""The abstract domain: what the verifier knows about registers, stack slots and references.
+
+Mirrors the kernel's ``bpf_reg_state`` / ``bpf_func_state`` / ``bpf_verifier_state`` closely
+enough that the same programs are accepted and rejected, and records *why* a value became
+unusable (a `Tombstone`) so diagnostics can name the release or unlock that killed it.
+Knows nothing about source code or editors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+U64 = (1 << 64) - 1
+S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+
+# Register types (base types of the kernel's enum bpf_reg_type)
+NOT_INIT = "not_init"
+SCALAR = "scalar"
+CTX = "ctx"
+STACK = "fp"
+MAP_PTR = "map_ptr"
+MAP_VALUE = "map_value"
+BTF_ID = "ptr_"
+MEM = "mem"
+FUNC = "func"
+SOCKET = "sock"
+PACKET = "pkt"
+PACKET_END = "pkt_end"
+
+# Type flags
+MAYBE_NULL = "maybe_null"
+ALLOC = "alloc"            # MEM_ALLOC: a program-local object
+NON_OWN = "non_own"        # NON_OWN_REF: valid until the lock is released
+TRUSTED = "trusted"
+RCU = "rcu"
+UNTRUSTED = "untrusted"
+PERCPU = "percpu"
+RINGBUF = "ringbuf"
+
+
+def to_signed(v: int) -> int:
+    v &= U64
+    return v - (1 << 64) if v >> 63 else v
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """Why a pointer became an unusable scalar."""
+    reason: str                     # "released" | "unlocked" | "moved" | "xchg_moved"
+    at: int                         # instruction that invalidated it
+    acquired_at: int = -1           # instruction that created the reference
+    via: str = ""                   # the call that invalidated it
+    inserted_at: int = -1           # for "unlocked": where it became non-owning
+    inserted_via: str = ""
+    type_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reg:
+    type: str = NOT_INIT
+    off: int = 0
+    # scalar bounds (also the value of a known constant)
+    umin: int = 0
+    umax: int = U64
+    smin: int = S64_MIN
+    smax: int = S64_MAX
+    flags: frozenset = frozenset()
+    id: int = 0                     # shared by copies: one NULL check refines all
+    ref_obj_id: int = 0             # the reference this pointer carries
+    btf_id: int = 0                 # program-BTF type id (local objects, map values)
+    type_name: str = ""             # struct name of a BTF pointer
+    map: object = None              # MapDef for MAP_PTR / MAP_VALUE
+    frameno: int = 0                # STACK: whose frame
+    var_off: bool = False           # pointer with an unknown variable offset
+    target: int = -1                # FUNC: subprogram start
+    mem_size: int = 0
+    tomb: Tombstone | None = None
+    nonown_at: int = -1             # NON_OWN: where ownership moved to a collection
+    nonown_via: str = ""
+
+    # --- scalars ---
+    @property
+    def is_scalar(self) -> bool:
+        return self.type == SCALAR
+
+    @property
+    def is_const(self) -> bool:
+        return self.type == SCALAR and self.umin == self.umax
+
+    @property
+    def const(self) -> int:
+        return self.umin
+
+    @property
+    def is_pointer(self) -> bool:
+        return self.type not in (NOT_INIT, SCALAR)
+
+    @property
+    def maybe_null(self) -> bool:
+        return MAYBE_NULL in self.flags
+
+    def has(self, flag: str) -> bool:
+        return flag in self.flags
+
+    def with_flags(self, add=(), remove=()) -> "Reg":
+        return replace(self, flags=(self.flags | frozenset(add)) - frozenset(remove))
+
+    def type_str(self) -> str:
+        """The kernel's reg_type_str() spelling, used inside its messages."""
+        if self.type == SCALAR:
+            return "scalar"
+        if self.type == NOT_INIT:
+            return "?"
+        null = "_or_null" if self.maybe_null else ""
+        if self.type == BTF_ID:
+            pre = ""
+            if self.has(UNTRUSTED):
+                pre = "untrusted_"
+            elif self.has(RCU):
+                pre = "rcu_"
+            elif self.has(TRUSTED):
+                pre = "trusted_"
+            if self.has(PERCPU):
+                pre += "percpu_"
+            return f"{pre}ptr_or_null_" if null else f"{pre}ptr_"
+        if self.type == MEM and self.has(RINGBUF):
+            return f"ringbuf_mem{null}"
+        if self.type == SOCKET:
+            return f"sock{null}"
+        return f"{self.type}{null}"
+
+
+def scalar_const(v: int) -> Reg:
+    v &= U64
+    s = to_signed(v)
+    return Reg(SCALAR, umin=v, umax=v, smin=s, smax=s)
+
+
+def scalar_range(umin: int, umax: int) -> Reg:
+    umin, umax = max(0, umin), min(U64, umax)
+    if umax <= S64_MAX:
+        return Reg(SCALAR, umin=umin, umax=umax, smin=umin, smax=umax)
+    return Reg(SCALAR, umin=umin, umax=umax)
+
+
+def scalar_signed(smin: int, smax: int) -> Reg:
+    if smin >= 0:
+        return scalar_range(smin, smax)
+    return Reg(SCALAR, smin=smin, smax=smax)
+
+
+UNKNOWN = Reg(SCALAR)
+UNINIT = Reg(NOT_INIT)
+ZERO = scalar_const(0)
+
+
+def dead_pointer(tomb: Tombstone) -> Reg:
+    """What a released pointer becomes: an unknown scalar that remembers why."""
+    return Reg(SCALAR, tomb=tomb)
+
+
+@dataclass(frozen=True)
+class RefState:
+    id: int
+    kind: str                      # "local", "task_struct", "ringbuf", "socket", ... (RELEASE_FOR_KIND key)
+    acquired_at: int
+    via: str                       # acquiring function
+    type_name: str = ""
+
+
+@dataclass(frozen=True)
+class LockState:
+    holder: tuple                  # ("map", map name) or ("obj", id)
+    off: int                       # offset of the bpf_spin_lock inside the value/object
+    at: int                        # instruction of bpf_spin_lock
+
+
+# A stack slot (8 bytes) holds a spilled register or plain bytes.
+MISC = "misc"
+ZERO_SLOT = "zero"
+
+
+@dataclass
+class Frame:
+    regs: list[Reg]
+    stack: dict[int, object]       # slot index (offset // 8, negative) -> Reg | MISC | ZERO_SLOT
+    callsite: int = -1             # instruction in the caller (-1 for the entry frame)
+    func_start: int = 0
+    callback: str = ""             # "" for ordinary calls; the API that called us otherwise
+
+    def copy(self) -> "Frame":
+        return Frame(list(self.regs), dict(self.stack), self.callsite, self.func_start, self.callback)
+
+
+@dataclass
+class State:
+    frames: list[Frame]
+    refs: dict[int, RefState] = field(default_factory=dict)
+    lock: LockState | None = None
+    rcu_depth: int = 0
+    rcu_at: int = -1
+    preempt_depth: int = 0
+    in_graph_callback: bool = False
+    path_line: int = -1            # last instruction on this path that starts a source line
+
+    @property
+    def cur(self) -> Frame:
+        return self.frames[-1]
+
+    def copy(self) -> "State":
+        return State([f.copy() for f in self.frames], dict(self.refs), self.lock, self.rcu_depth,
+                     self.rcu_at, self.preempt_depth, self.in_graph_callback, self.path_line)
+
+    # --- every place a value lives: registers and spilled stack slots of all frames ---
+    def map_values(self, fn) -> None:
+        """Replace each register/spilled value v by fn(v) (fn returns v to keep it)."""
+        for fr in self.frames:
+            regs = fr.regs
+            for i, r in enumerate(regs):
+                if r.type != NOT_INIT:
+                    nr = fn(r)
+                    if nr is not r:
+                        regs[i] = nr
+            for k, v in fr.stack.items():
+                if isinstance(v, Reg):
+                    nv = fn(v)
+                    if nv is not v:
+                        fr.stack[k] = nv
+
+    def values(self):
+        for fr in self.frames:
+            for r in fr.regs:
+                yield r
+            for v in fr.stack.values():
+                if isinstance(v, Reg):
+                    yield v

@@ -1,0 +1,1161 @@
+"""The abstract interpreter: explores every path of a linked program like the kernel's do_check.
+
+Depth-first over paths with a stack of pending branches, states pruned at join points when an
+already-explored state subsumes the current one (ranges contain, pointers equal up to id
+renaming, dead registers ignored). Each violation becomes a `Finding`; the path stops there
+unless continuing is sound (the bad value is then refined or marked unusable), and other
+pending paths are still explored, so one program can report several independent errors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..frontend import isa
+from ..frontend.isa import Cls, Insn
+from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KfuncRef, KsymRef, MapRef, Program,
+                                SubprogRef)
+from . import kfuncs as K
+from .domain import (ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC, NON_OWN,
+                     NOT_INIT, PACKET, PACKET_END, PERCPU, RCU, RINGBUF, S64_MAX, S64_MIN, SCALAR,
+                     SOCKET, STACK, TRUSTED, U64, UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, Frame,
+                     LockState, RefState, Reg, State, Tombstone, dead_pointer, scalar_const,
+                     scalar_range, to_signed)
+from .findings import Finding, InsnStates, ValueSummary, finding
+from .liveness import live_registers
+from .records import LIST_HEAD, LIST_NODE, RB_NODE, RB_ROOT, RecordBuilder
+from .scalars import alu_scalar, branch_outcome, refine_branch
+
+MAX_FRAMES = 8
+MAX_STATES_PER_INSN = 32
+CALLER_SAVED = (1, 2, 3, 4, 5)
+
+# Where packet pointers live in the context (offsets of data / data_end / data_meta).
+PACKET_FIELDS = {
+    "sched_cls": {76: PACKET, 80: PACKET_END, 140: PACKET},
+    "sched_act": {76: PACKET, 80: PACKET_END, 140: PACKET},
+    "xdp": {0: PACKET, 4: PACKET_END, 8: PACKET},
+    "cgroup_skb": {76: PACKET, 80: PACKET_END},
+    "sk_skb": {76: PACKET, 80: PACKET_END},
+    "lwt_in": {76: PACKET, 80: PACKET_END}, "lwt_out": {76: PACKET, 80: PACKET_END},
+    "lwt_xmit": {76: PACKET, 80: PACKET_END},
+}
+TRACING_CTX_TYPES = ("tracing", "lsm", "struct_ops")
+
+
+class StopPath(Exception):
+    """The current path cannot continue (the kernel would stop here)."""
+
+
+@dataclass
+class Environment:
+    """What the interpreter needs besides the program: records, kernel facts, context arguments."""
+    records: RecordBuilder
+    ctx_args: list[tuple[str, str]] = field(default_factory=list)  # per u64 ctx slot: (kind, struct)
+    ref_args: tuple[int, ...] = ()         # ctx slots that arrive holding a reference (__ref)
+    budget: int = 1_000_000
+
+
+@dataclass
+class VerifyResult:
+    findings: list[Finding]
+    incomplete: bool
+    visited: int
+    states: dict[int, InsnStates]
+    unsupported: list[str]
+
+
+class Interpreter:
+    def __init__(self, prog: Program, env: Environment):
+        self.prog = prog
+        self.env = env
+        self.btf = prog.obj.btf
+        self.records = env.records
+        self.findings: dict[tuple, Finding] = {}
+        self.visited = 0
+        self.incomplete = False
+        self.unsupported: list[str] = []
+        self.states: dict[int, InsnStates] = {}
+        self.explored: dict[int, list[State]] = {}
+        self.next_id = 1
+        self.live = live_registers(prog)
+        self.prune_points = self._prune_points()
+        self.verified_callbacks: set[int] = set()
+        self.pending: list[tuple[int, State]] = []
+        # instructions that start a source line: the last one on a path is where the kernel's log
+        # (and the user) sees an exit that clang shared between several `return`s
+        self.line_insns = {i for i in range(len(prog.origins)) if prog.exact_line_at(i) is not None}
+
+    # ---------------------------------------------------------------- driver
+    def run(self) -> VerifyResult:
+        main = self.prog.functions[0]
+        self._explore(main.start, self._entry_state())
+        for fn in self.prog.functions[1:]:
+            if fn.is_global and not self.incomplete:
+                self._explore(fn.start, self._global_entry_state(fn))
+        return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
+                            self.visited, self.states, self.unsupported)
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _entry_state(self) -> State:
+        regs = [UNINIT] * 11
+        regs[1] = Reg(CTX)
+        regs[10] = Reg(STACK, frameno=0)
+        st = State([Frame(regs, {}, -1, 0)])
+        for slot in self.env.ref_args:
+            # struct_ops arguments marked __ref arrive holding a reference (spec §5)
+            rid = self._new_id()
+            kind, name = self.env.ctx_args[slot] if slot < len(self.env.ctx_args) else ("kernel", "")
+            st.refs[rid] = RefState(rid, name or "kernel", 0, "(argument)", name)
+        return st
+
+    def _global_entry_state(self, fn) -> State:
+        regs = [UNINIT] * 11
+        regs[10] = Reg(STACK, frameno=0)
+        for i, (kind, name, size) in enumerate(self._global_params(fn)[:5]):
+            if kind == "ctx":
+                regs[i + 1] = Reg(CTX)
+            elif kind == "mem":
+                regs[i + 1] = Reg(MEM, flags=frozenset({MAYBE_NULL}), id=self._new_id(), mem_size=size,
+                                  type_name=name)
+            else:
+                regs[i + 1] = UNKNOWN
+        return State([Frame(regs, {}, -1, fn.start)])
+
+    def _global_params(self, fn) -> list[tuple[str, str, int]]:
+        """Global functions are verified alone against their BTF signature (btf_prepare_func_args)."""
+        btf = self.btf
+        out = []
+        if btf is None or not fn.btf_id:
+            return [("scalar", "", 0)] * 5
+        try:
+            proto = btf[btf[fn.btf_id].type_id]
+            for pname, ptype in proto.params or []:
+                t = btf[btf.resolve(ptype)]
+                if t.kind.name == "PTR":
+                    target = btf[btf.resolve(t.type_id)]
+                    tname = target.name or ""
+                    if tname in ("__sk_buff", "xdp_md", "pt_regs", "bpf_sock_ops", "sk_msg_md",
+                                 "bpf_sock_addr", "bpf_perf_event_data") or pname == "ctx":
+                        out.append(("ctx", tname, 0))
+                    else:
+                        out.append(("mem", tname, btf.size_of(target.id) if target.kind.name != "VOID" else 0))
+                else:
+                    out.append(("scalar", "", 0))
+        except Exception:  # malformed BTF: treat every parameter as a scalar
+            return [("scalar", "", 0)] * 5
+        return out
+
+    def _prune_points(self) -> set[int]:
+        points = set()
+        for insn in self.prog.insns:
+            if insn.is_jump:
+                points.add(insn.jump_target)
+                points.add(insn.idx + 1)
+            elif insn.is_call:
+                points.add(insn.idx + 1)
+        return points
+
+    def _explore(self, start: int, state: State) -> None:
+        self.pending = [(start, state)]
+        while self.pending:
+            idx, st = self.pending.pop()
+            self._run_path(idx, st)
+
+    def _run_path(self, idx: int, st: State) -> None:
+        prog = self.prog
+        while True:
+            if self.visited >= self.env.budget:
+                if not self.incomplete:
+                    self.incomplete = True
+                    self._report(finding("analysis-incomplete", idx, budget=self.env.budget))
+                self.pending.clear()
+                return
+            insn = prog.insn_at(idx)
+            if insn is None:
+                self._unsupported(idx, f"a jump to instruction {idx}, which is not an instruction")
+                return
+            if idx in self.prune_points and self._prune(idx, st):
+                return
+            self.visited += 1
+            if idx in self.line_insns:
+                st.path_line = idx
+            self._record(idx, st)
+            try:
+                nxt = self._step(insn, st)
+            except StopPath:
+                return
+            if nxt is None:
+                return
+            idx = nxt
+
+    # ---------------------------------------------------------------- reporting
+    def _report(self, f: Finding, key: tuple | None = None) -> None:
+        k = key if key is not None else (f.code, f.insn)
+        if k not in self.findings:
+            self.findings[k] = f
+
+    def _fail(self, f: Finding, key: tuple | None = None):
+        self._report(f, key)
+        raise StopPath
+
+    def _unsupported(self, idx: int, what: str) -> None:
+        self.unsupported.append(what)
+        self._report(finding("unsupported", idx, what=what))
+
+    # ---------------------------------------------------------------- pruning
+    def _prune(self, idx: int, st: State) -> bool:
+        seen = self.explored.setdefault(idx, [])
+        live = self.live.get(idx)
+        for old in seen:
+            if _subsumes(old, st, live):
+                return True
+        if len(seen) < MAX_STATES_PER_INSN:
+            seen.append(st.copy())
+        return False
+
+    # ---------------------------------------------------------------- hover states
+    def _record(self, idx: int, st: State) -> None:
+        rec = self.states.get(idx)
+        if rec is None:
+            rec = self.states[idx] = InsnStates()
+        rec.paths += 1
+        if len(rec.values) > 96:
+            return
+        depth = len(st.frames) - 1
+        fr = st.cur
+        for r, reg in enumerate(fr.regs[:10]):
+            s = self._summary(f"r{r}", depth, reg, st)
+            if s is not None:
+                rec.values.add(s)
+        for slot, v in fr.stack.items():
+            if isinstance(v, Reg):
+                s = self._summary(f"fp{slot * 8}", depth, v, st)
+                if s is not None:
+                    rec.values.add(s)
+        if st.lock is not None:
+            rec.locks.add((st.lock.holder, st.lock.off, st.lock.at))
+
+    def _summary(self, loc: str, frame: int, reg: Reg, st: State) -> ValueSummary | None:
+        if reg.type == SCALAR:
+            if reg.tomb is not None:
+                return ValueSummary(loc, frame, reg.tomb.reason, reg.tomb.type_name, False, 0,
+                                    reg.tomb.acquired_at, f"{reg.tomb.via}@{reg.tomb.at}")
+            if reg.is_const and reg.const == 0:
+                return ValueSummary(loc, frame, "null", "", False, 0, -1)
+            return None
+        if reg.type not in (BTF_ID, MEM, SOCKET, MAP_VALUE):
+            return None
+        ref = st.refs.get(reg.ref_obj_id)
+        if reg.has(NON_OWN):
+            kind, detail = "non-owning", f"{reg.nonown_via}@{reg.nonown_at}"
+        elif ref is not None:
+            kind, detail = ("owning" if reg.has(ALLOC) else "referenced"), ref.via
+        elif reg.type == MAP_VALUE:
+            kind, detail = "map_value", getattr(reg.map, "name", "")
+        elif reg.has(UNTRUSTED):
+            kind, detail = "untrusted", ""
+        elif reg.has(RCU):
+            kind, detail = "rcu", ""
+        else:
+            kind, detail = "trusted", ""
+        return ValueSummary(loc, frame, kind, reg.type_name, reg.maybe_null, reg.ref_obj_id,
+                            ref.acquired_at if ref else -1, detail)
+
+    # ---------------------------------------------------------------- instructions
+    def _step(self, insn: Insn, st: State) -> int | None:
+        cls = insn.cls
+        if cls in (Cls.ALU, Cls.ALU64):
+            self._alu(insn, st)
+            return insn.idx + 1
+        if cls == Cls.LDX:
+            self._load(insn, st)
+            return insn.idx + 1
+        if cls in (Cls.ST, Cls.STX):
+            if insn.mode == isa.MODE_ATOMIC:
+                self._atomic(insn, st)
+            else:
+                self._store(insn, st)
+            return insn.idx + 1
+        if cls == Cls.LD:
+            if insn.is_ld_imm64:
+                self._ld_imm64(insn, st)
+                return insn.idx + 2
+            if insn.mode in (isa.MODE_ABS, isa.MODE_IND):
+                st.cur.regs[0] = UNKNOWN
+                for r in CALLER_SAVED:
+                    st.cur.regs[r] = UNINIT
+                return insn.idx + 1
+        if cls in (Cls.JMP, Cls.JMP32):
+            if insn.is_exit:
+                return self._exit(insn, st)
+            if insn.is_call:
+                return self._call(insn, st)
+            return self._jump(insn, st)
+        self._unsupported(insn.idx, f"opcode 0x{insn.code:02x}")
+        raise StopPath
+
+    def _read(self, st: State, r: int, idx: int) -> Reg:
+        reg = st.cur.regs[r]
+        if reg.type == NOT_INIT:
+            self._fail(finding("uninitialized-register", idx, reg=r))
+        return reg
+
+    # -- ALU
+    def _alu(self, insn: Insn, st: State) -> None:
+        regs = st.cur.regs
+        wide = insn.cls == Cls.ALU64
+        op = insn.op
+        if insn.dst == 10:
+            self._unsupported(insn.idx, "writes to the frame pointer r10")
+            raise StopPath
+        src = self._read(st, insn.src, insn.idx) if insn.uses_reg_src and op != isa.END else scalar_const(insn.imm)
+        if op == isa.MOV:
+            if insn.off in (8, 16, 32) or not wide:
+                regs[insn.dst] = alu_scalar(op, scalar_const(0), src if src.type == SCALAR else UNKNOWN,
+                                            wide, insn.off) if src.type == SCALAR else UNKNOWN
+            else:
+                regs[insn.dst] = src
+            return
+        dst = self._read(st, insn.dst, insn.idx)
+        if dst.type == SCALAR and src.type == SCALAR:
+            regs[insn.dst] = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
+            return
+        if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
+            regs[insn.dst] = self._ptr_arith(insn, dst, src, op == isa.SUB)
+            return
+        if wide and op == isa.ADD and src.is_pointer and dst.type == SCALAR:
+            regs[insn.dst] = self._ptr_arith(insn, src, dst, False, reg=insn.src)
+            return
+        # pointer - pointer, or any other operation involving a pointer: an unknown number
+        regs[insn.dst] = UNKNOWN
+
+    def _ptr_arith(self, insn: Insn, ptr: Reg, delta: Reg, negate: bool, reg: int | None = None) -> Reg:
+        if ptr.maybe_null:
+            r = insn.dst if reg is None else reg
+            self._fail(finding("null-ptr-arith", insn.idx, reg=r, type=ptr.type_str(),
+                               related=self._acq_rel(ptr, None)))
+        if delta.is_const:
+            d = to_signed(delta.const)
+            return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
+        return replace(ptr, var_off=True)
+
+    # -- memory
+    def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg:
+        reg = self._read(st, r, insn.idx)
+        if reg.type == SCALAR:
+            self._bad_deref(insn, st, r, reg)
+        if reg.maybe_null:
+            self._report(finding("null-deref", insn.idx, reg=r, type=reg.type_str(),
+                                 related=self._acq_rel(reg, st)), key=("null-deref", reg.id or insn.idx))
+            self._mark_null_check(st, reg, is_null=False)
+            reg = st.cur.regs[r]
+        if reg.type in (FUNC, MAP_PTR) and write:
+            self._fail(finding("invalid-deref", insn.idx, reg=r, type=reg.type_str()))
+        return reg
+
+    def _bad_deref(self, insn: Insn, st: State, r: int, reg: Reg) -> None:
+        tomb = reg.tomb
+        if tomb is None:
+            self._fail(finding("invalid-deref", insn.idx, reg=r, type="scalar"))
+        code = "non-owning-after-unlock" if tomb.reason == "unlocked" else "use-after-release"
+        related = {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
+        f = finding(code, insn.idx, related=related, reg=r, type="scalar", release_call=tomb.via,
+                    insert_call=tomb.inserted_via, reason=tomb.reason)
+        # one report per invalidation; later uses of the same dead pointer are the same mistake
+        self._fail(f, key=(code, tomb.at, tomb.acquired_at))
+
+    def _load(self, insn: Insn, st: State) -> None:
+        base = self._mem_base(insn, st, insn.src, write=False)
+        off = base.off + insn.off
+        size = insn.size
+        value = UNKNOWN
+        if base.type == STACK:
+            value = self._stack_read(st, base, off, size)
+        elif base.type == CTX:
+            value = self._ctx_load(off, size)
+        elif base.type == MAP_VALUE and not base.var_off:
+            value = self._map_value_load(st, base, off, size)
+        elif base.type == BTF_ID:
+            value = self._btf_load(insn, base, off, size)
+        if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
+            value = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
+        st.cur.regs[insn.dst] = value
+
+    def _store(self, insn: Insn, st: State) -> None:
+        base = self._mem_base(insn, st, insn.dst, write=True)
+        off = base.off + insn.off
+        if insn.cls == Cls.STX:
+            value = self._read(st, insn.src, insn.idx)
+        else:
+            value = scalar_const(insn.imm)
+        if base.type == STACK:
+            self._stack_write(st, base, off, insn.size, value)
+        elif base.type == MAP_VALUE and not base.var_off:
+            rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
+            if rec is not None and rec.valid:
+                kptr = rec.kptrs.get(off)
+                if kptr is not None and kptr.referenced and not (value.is_const and value.const == 0):
+                    self._fail(finding("store-referenced-kptr", insn.idx, off=off))
+
+    def _atomic(self, insn: Insn, st: State) -> None:
+        base = self._mem_base(insn, st, insn.dst, write=True)
+        if base.type == STACK:
+            self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN)
+        if insn.imm == isa.ATOMIC_CMPXCHG:
+            st.cur.regs[0] = UNKNOWN
+        elif insn.imm & isa.FETCH or insn.imm == isa.LOAD_ACQ:
+            st.cur.regs[insn.src if insn.imm != isa.LOAD_ACQ else insn.dst] = UNKNOWN
+
+    def _stack_frame(self, st: State, base: Reg) -> Frame:
+        return st.frames[min(base.frameno, len(st.frames) - 1)]
+
+    def _stack_read(self, st: State, base: Reg, off: int, size: int) -> Reg:
+        if base.var_off:
+            return UNKNOWN
+        fr = self._stack_frame(st, base)
+        slot = fr.stack.get(off // 8)
+        if isinstance(slot, Reg) and size == 8 and off % 8 == 0:
+            return slot
+        if slot == ZERO_SLOT:
+            return ZERO
+        if isinstance(slot, Reg) and slot.type == SCALAR and slot.is_const and size < 8:
+            return scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1))
+        return UNKNOWN
+
+    def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg) -> None:
+        fr = self._stack_frame(st, base)
+        if base.var_off:
+            return
+        slot = off // 8
+        if size == 8 and off % 8 == 0:
+            fr.stack[slot] = value
+        elif value.is_const and value.const == 0 and isinstance(fr.stack.get(slot), str):
+            pass
+        else:
+            fr.stack[slot] = MISC
+
+    def _ctx_load(self, off: int, size: int) -> Reg:
+        ptype = self.prog.prog_type
+        if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
+            slot = off // 8
+            if slot < len(self.env.ctx_args):
+                kind, name = self.env.ctx_args[slot]
+                if kind == "ptr":
+                    return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}))
+            return UNKNOWN
+        kind = PACKET_FIELDS.get(ptype, {}).get(off)
+        if kind is not None:
+            return Reg(kind)
+        return UNKNOWN
+
+    def _map_value_load(self, st: State, base: Reg, off: int, size: int) -> Reg:
+        rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
+        if rec is None or not rec.valid:
+            return UNKNOWN
+        kptr = rec.kptrs.get(off)
+        if kptr is not None and size == 8:
+            flags = {MAYBE_NULL}
+            flags.add(RCU if st.rcu_depth and kptr.referenced else UNTRUSTED)
+            if kptr.local:
+                flags.add(ALLOC)
+            return Reg(BTF_ID, type_name=kptr.type_name, btf_id=kptr.btf_id, flags=frozenset(flags),
+                       id=self._new_id())
+        return UNKNOWN
+
+    def _btf_load(self, insn: Insn, base: Reg, off: int, size: int) -> Reg:
+        """Loads through BTF pointers give scalars, or untrusted pointers for pointer fields."""
+        btf = self.btf
+        if btf is None or not base.type_name or size != 8:
+            return UNKNOWN
+        try:
+            st = btf.struct_by_name(base.type_name)
+            if st is None or st.kind.name != "STRUCT":
+                return UNKNOWN
+            path = btf.member_at(st.id, off)
+            if not path:
+                return UNKNOWN
+            _, leaf = path[-1]
+            t = btf[btf.resolve(leaf.id)] if hasattr(leaf, "id") else None
+            if t is not None and t.kind.name == "PTR":
+                target = btf[btf.resolve(t.type_id)]
+                if target.kind.name in ("STRUCT", "UNION") and target.name:
+                    return Reg(BTF_ID, type_name=target.name, flags=frozenset({UNTRUSTED}))
+        except Exception:  # BTF walk is best effort: a scalar is the safe answer
+            return UNKNOWN
+        return UNKNOWN
+
+    def _ld_imm64(self, insn: Insn, st: State) -> None:
+        meaning = self.prog.meanings.get(insn.idx)
+        regs = st.cur.regs
+        if isinstance(meaning, MapRef):
+            regs[insn.dst] = Reg(MAP_PTR, map=meaning.map)
+        elif isinstance(meaning, DataRef):
+            regs[insn.dst] = Reg(MAP_VALUE, map=meaning.map, off=meaning.offset)
+        elif isinstance(meaning, FuncAddrRef):
+            regs[insn.dst] = Reg(FUNC, target=meaning.target)
+        elif isinstance(meaning, KsymRef):
+            regs[insn.dst] = Reg(BTF_ID, type_name=meaning.name, flags=frozenset({TRUSTED}))
+        else:
+            regs[insn.dst] = scalar_const(insn.imm64)
+
+    # -- control flow
+    def _jump(self, insn: Insn, st: State) -> int | None:
+        op = insn.op
+        if op == isa.JA:
+            return insn.jump_target
+        if op == isa.JCOND:  # may_goto: bounded by the kernel; explore both ways
+            self.pending.append((insn.jump_target, st.copy()))
+            return insn.idx + 1
+        wide = insn.cls == Cls.JMP
+        dst = self._read(st, insn.dst, insn.idx)
+        src = self._read(st, insn.src, insn.idx) if insn.uses_reg_src else scalar_const(insn.imm)
+        # NULL checks: a maybe-NULL pointer compared with 0
+        ptr, other = (dst, src) if dst.is_pointer else (src, dst)
+        if ptr.is_pointer and other.type == SCALAR and other.is_const and other.const == 0 and op in (isa.JEQ, isa.JNE):
+            if not ptr.maybe_null:
+                # a valid pointer is never NULL: only one way is possible
+                return insn.jump_target if op == isa.JNE else insn.idx + 1
+            taken_null = op == isa.JEQ
+            other_st = st.copy()
+            self._mark_null_check(other_st, ptr, is_null=not taken_null)  # fall-through state
+            self._mark_null_check(st, ptr, is_null=taken_null)            # taken state
+            self.pending.append((insn.jump_target, st))
+            return self._continue_with(insn.idx + 1, other_st)
+        if dst.type == SCALAR and src.type == SCALAR:
+            outcome = branch_outcome(op, dst, src, wide)
+            if outcome is True:
+                return insn.jump_target
+            if outcome is False:
+                return insn.idx + 1
+            taken = st.copy()
+            t_dst, t_src = refine_branch(op, dst, src, wide, True)
+            f_dst, f_src = refine_branch(op, dst, src, wide, False)
+            self._set_refined(taken, insn, t_dst, t_src)
+            self._set_refined(st, insn, f_dst, f_src)
+            self.pending.append((insn.jump_target, taken))
+            return insn.idx + 1
+        self.pending.append((insn.jump_target, st.copy()))
+        return insn.idx + 1
+
+    def _continue_with(self, idx: int, new_state: State):
+        """Continue the current path with a different state object (swap in place)."""
+        self.pending.append((idx, new_state))
+        raise StopPath
+
+    def _set_refined(self, st: State, insn: Insn, dst: Reg, src: Reg) -> None:
+        regs = st.cur.regs
+        # refine only the compared registers (sound); keep why a dead pointer died
+        if regs[insn.dst].tomb is not None:
+            dst = replace(dst, tomb=regs[insn.dst].tomb)
+        regs[insn.dst] = dst
+        if insn.uses_reg_src:
+            if regs[insn.src].tomb is not None:
+                src = replace(src, tomb=regs[insn.src].tomb)
+            regs[insn.src] = src
+
+    def _mark_null_check(self, st: State, ptr: Reg, is_null: bool) -> None:
+        """Refine every copy of a maybe-NULL pointer (same id) after a NULL check."""
+        pid = ptr.id
+        if not pid:
+            return
+        if is_null:
+            ref = ptr.ref_obj_id
+            st.map_values(lambda v: ZERO if v.id == pid and v.is_pointer else v)
+            if ref and ref in st.refs:
+                # a NULL result holds no reference (mark_ptr_or_null_regs releases it)
+                del st.refs[ref]
+        else:
+            st.map_values(lambda v: v.with_flags(remove={MAYBE_NULL}) if v.id == pid and v.is_pointer else v)
+
+    # -- exit
+    def _exit(self, insn: Insn, st: State) -> int | None:
+        fr = st.cur
+        if len(st.frames) > 1:
+            r0 = fr.regs[0]
+            if r0.type == NOT_INIT:
+                self._fail(finding("uninitialized-register", insn.idx, reg=0))
+            if fr.callback:
+                # a callback's body was explored on its own branch: the path ends here
+                return None
+            st.frames.pop()
+            caller = st.cur
+            caller.regs[0] = r0
+            for r in CALLER_SAVED:
+                caller.regs[r] = UNINIT
+            return fr.callsite + 1
+        self._exit_checks(insn, st)
+        return None
+
+    def _exit_checks(self, insn: Insn, st: State) -> None:
+        path = st.path_line
+        if st.lock is not None:
+            self._report(finding("lock-held-at-exit", insn.idx, related={"locked": st.lock.at, "path": path},
+                                 lock=st.lock.holder, lock_off=st.lock.off))
+        for ref in sorted(st.refs.values(), key=lambda r: r.acquired_at):
+            self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path},
+                                 ref=ref.id, alloc_insn=ref.acquired_at, via=ref.via, kind=ref.kind,
+                                 type_name=ref.type_name),
+                         key=("reference-leak", path, ref.acquired_at))
+        if st.rcu_depth:
+            self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path}))
+        r0 = st.cur.regs[0]
+        if r0.type == NOT_INIT:
+            self._report(finding("uninitialized-register", insn.idx, reg=0))
+        elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
+            self._report(finding("invalid-return", insn.idx, type=r0.type_str()))
+
+    # -- calls
+    def _call(self, insn: Insn, st: State) -> int | None:
+        meaning = self.prog.meanings.get(insn.idx)
+        if isinstance(meaning, SubprogRef):
+            return self._subprog_call(insn, st, meaning)
+        if isinstance(meaning, KfuncRef):
+            sem = K.lookup_kfunc(meaning.name)
+            name = meaning.name
+        elif isinstance(meaning, HelperRef):
+            sem = K.lookup_helper(meaning.id)
+            name = meaning.name
+        else:
+            self._unsupported(insn.idx, "a call whose target could not be resolved")
+            raise StopPath
+        if st.lock is not None and not (sem is not None and (sem.graph_api or sem.effect == K.EFFECT_UNLOCK)):
+            self._report(finding("call-under-lock", insn.idx, related={"locked": st.lock.at}, func=name,
+                                 lock=st.lock.holder))
+            if sem is not None and sem.effect == K.EFFECT_LOCK:
+                raise StopPath
+        if sem is None:
+            # a function outside our table: no ownership effect known; result is a number
+            self._clobber(st, UNKNOWN)
+            return insn.idx + 1
+        if sem.prog_types and self.prog.prog_type in K.GENERIC_PROGS | K.CPUMASK_PROGS and \
+                self.prog.prog_type not in sem.prog_types:
+            self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
+        return CallChecker(self, insn, st, sem).run()
+
+    def _subprog_call(self, insn: Insn, st: State, ref: SubprogRef) -> int | None:
+        fn = self.prog.function_at(ref.target)
+        if fn is not None and fn.is_global:
+            if st.lock is not None:
+                self._report(finding("call-under-lock", insn.idx, related={"locked": st.lock.at},
+                                     func=fn.name, lock=st.lock.holder))
+            for r in range(1, 6):
+                pass
+            self._clobber(st, UNKNOWN)
+            return insn.idx + 1
+        if len(st.frames) >= MAX_FRAMES:
+            self._unsupported(insn.idx, "calls nested deeper than 8 frames")
+            raise StopPath
+        caller = st.cur
+        regs = [UNINIT] * 11
+        for r in CALLER_SAVED:
+            regs[r] = caller.regs[r]
+        regs[10] = Reg(STACK, frameno=len(st.frames))
+        st.frames.append(Frame(regs, {}, insn.idx, ref.target))
+        return ref.target
+
+    def _clobber(self, st: State, r0: Reg) -> None:
+        regs = st.cur.regs
+        for r in CALLER_SAVED:
+            regs[r] = UNINIT
+        regs[0] = r0
+
+    def _acq_rel(self, reg: Reg, st: State | None) -> dict[str, int]:
+        """Related instruction: where the reference/maybe-NULL value was created."""
+        if st is not None and reg.ref_obj_id in st.refs:
+            return {"acquired": st.refs[reg.ref_obj_id].acquired_at}
+        return {"acquired": self.null_origin.get(reg.id, -1)} if reg.id else {}
+
+    @property
+    def null_origin(self) -> dict[int, int]:
+        if not hasattr(self, "_null_origin"):
+            self._null_origin = {}
+        return self._null_origin
+
+    # -- references
+    def acquire(self, st: State, kind: str, at: int, via: str, type_name: str) -> int:
+        rid = self._new_id()
+        st.refs[rid] = RefState(rid, kind, at, via, type_name)
+        return rid
+
+    def release(self, st: State, ref_id: int, tomb: Tombstone) -> None:
+        st.refs.pop(ref_id, None)
+        st.map_values(lambda v: dead_pointer(tomb) if v.ref_obj_id == ref_id and v.is_pointer else v)
+
+    def verify_callback(self, insn: Insn, st: State, target: int, args: list[Reg], kind: str) -> None:
+        """Explore a callback body on its own branch, with the caller's frames beneath it."""
+        key = (target, kind)
+        if key in self.verified_callbacks:
+            return
+        self.verified_callbacks.add(key)
+        cb = st.copy()
+        regs = [UNINIT] * 11
+        for i, a in enumerate(args[:5]):
+            regs[i + 1] = a
+        regs[10] = Reg(STACK, frameno=len(cb.frames))
+        cb.frames.append(Frame(regs, {}, insn.idx, target, callback=kind))
+        if kind == "rbtree_less":
+            cb.in_graph_callback = True
+        self.pending.append((target, cb))
+
+
+class CallChecker:
+    """Checks one helper/kfunc call against its `Semantics` record and applies its effects."""
+
+    def __init__(self, it: Interpreter, insn: Insn, st: State, sem: K.Semantics):
+        self.it, self.insn, self.st, self.sem = it, insn, st, sem
+        self.regs = st.cur.regs
+        self.ref_arg: tuple[int, Reg] | None = None     # (arg index, reg) carrying a reference
+        self.root_arg: tuple[int, Reg, object] | None = None   # graph root: (index, reg, GraphRoot)
+        self.node_arg: tuple[int, Reg] | None = None
+        self.local_type: tuple[int, str] | None = None
+        self.kptr = None
+        self.lock_target: tuple | None = None
+
+    def fail(self, code: str, related: dict | None = None, key=None, **args):
+        self.it._fail(finding(code, self.insn.idx, related=related, func=self.sem.name, **args), key)
+
+    def report(self, code: str, related: dict | None = None, **args):
+        self.it._report(finding(code, self.insn.idx, related=related, func=self.sem.name, **args))
+
+    def run(self) -> int | None:
+        sem = self.sem
+        for i, arg in enumerate(sem.args):
+            self.check_arg(i, arg)
+        self.check_release_target()
+        self.apply_effect()
+        return self.insn.idx + 1
+
+    # ---- arguments
+    def check_arg(self, i: int, arg: K.Arg) -> None:
+        r = i + 1
+        reg = self.regs[r]
+        kind = arg.kind
+        if kind in (K.IGNORED, K.ANY):
+            return
+        if reg.type == NOT_INIT:
+            self.fail("uninitialized-register", reg=r)
+        if kind in (K.SCALAR, K.CONST, K.MEM_SIZE, K.LOCAL_TYPE_ID):
+            if kind == K.LOCAL_TYPE_ID and reg.is_const:
+                self.local_type = (int(reg.const), "")
+            return
+        if kind == K.CALLBACK:
+            if reg.type == FUNC:
+                self.callback_target = reg.target
+            return
+        trusted_checked = self.sem.has(K.TRUSTED_ARGS) or self.sem.has(K.RELEASE) or self.sem.has(K.RCU) \
+            or kind in (K.ALLOC_OBJ, K.REFCOUNTED_OBJ)
+        if reg.is_pointer and reg.maybe_null and not arg.nullable:
+            if self.sem.is_helper:
+                if kind in (K.RINGBUF_MEM, K.SOCKET, K.KPTR_NEW, K.MEM, K.MAP_KEY, K.MAP_VALUE_MEM):
+                    if kind != K.KPTR_NEW:
+                        self.it._report(finding("helper-null-arg", self.insn.idx, func=self.sem.name, arg=i,
+                                                related=self.it._acq_rel(reg, self.st)))
+                        self.it._mark_null_check(self.st, reg, is_null=False)
+                        reg = self.regs[r]
+            elif trusted_checked or kind in (K.LIST_NODE, K.RB_NODE_ADD, K.RB_NODE_REMOVE, K.KERNEL_OBJ):
+                self.it._report(finding("null-arg", self.insn.idx, func=self.sem.name, arg=i, reg=r,
+                                        related=self.it._acq_rel(reg, self.st)),
+                                key=("null-arg", reg.id or self.insn.idx))
+                # keep going as if it had been checked: later findings are then independent ones
+                self.it._mark_null_check(self.st, reg, is_null=False)
+                reg = self.regs[r]
+        if reg.ref_obj_id and reg.is_pointer:
+            self.ref_arg = (i, reg)
+        handler = getattr(self, "arg_" + kind, None)
+        if handler is not None:
+            handler(i, r, reg, arg, trusted_checked)
+
+    def _state_words(self, reg: Reg) -> str:
+        if reg.type == SCALAR and reg.tomb is not None:
+            return "released" if reg.tomb.reason != "unlocked" else "unlocked"
+        if reg.has(NON_OWN):
+            return "non_owning"
+        if reg.type == SCALAR:
+            return "scalar"
+        return "untrusted"
+
+    def _trusted(self, reg: Reg) -> bool:
+        if reg.ref_obj_id:
+            return True
+        if reg.type in (BTF_ID,) and (reg.flags & {ALLOC, TRUSTED, NON_OWN}) and not reg.has(UNTRUSTED):
+            return True
+        return False
+
+    def _need_trusted(self, r: int, reg: Reg, arg: K.Arg) -> None:
+        if self._trusted(reg):
+            return
+        if self.sem.has(K.RCU) and reg.type == BTF_ID and reg.has(RCU):
+            return
+        tomb = reg.tomb
+        related = {}
+        if tomb is not None:
+            related = {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
+        if self.sem.has(K.RCU) and reg.type == BTF_ID:
+            self.fail("not-referenced-or-trusted", related=related, reg=r, state="not_rcu",
+                      key=("rcu", self.insn.idx))
+        self.fail("not-referenced-or-trusted", related=related, reg=r, state=self._state_words(reg),
+                  reason=tomb.reason if tomb else "", release_call=tomb.via if tomb else "",
+                  key=("not-referenced-or-trusted", tomb.at if tomb else self.insn.idx))
+
+    def arg_kernel_obj(self, i, r, reg, arg, trusted_checked):
+        if trusted_checked:
+            self._need_trusted(r, reg, arg)
+
+    def arg_alloc_obj(self, i, r, reg, arg, trusted_checked):
+        self._need_trusted(r, reg, arg)
+        if not (reg.type == BTF_ID and reg.has(ALLOC)) or reg.has(NON_OWN):
+            related = {"inserted": reg.nonown_at} if reg.has(NON_OWN) else {}
+            self.fail("expected-allocated-object", related=related, arg=i, reg=r, state=self._state_words(reg))
+        if not reg.ref_obj_id:
+            self.fail("allocated-not-referenced", arg=i, reg=r)
+
+    def arg_refcounted_obj(self, i, r, reg, arg, trusted_checked):
+        self._need_trusted(r, reg, arg)
+        if not (reg.type == BTF_ID and reg.has(ALLOC)):
+            self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
+        rec = self.it.records.for_type(reg.btf_id)
+        if rec.refcount_off is None:
+            self.fail("no-refcount-field", type=reg.type_name)
+
+    def _graph_root(self, i, r, reg, want: str) -> None:
+        if reg.type == MAP_VALUE and reg.map is not None:
+            rec = self.it.records.for_type(reg.map.value_type_id)
+            holder = ("map", reg.map.name)
+        elif reg.type == BTF_ID and reg.has(ALLOC):
+            rec = self.it.records.for_type(reg.btf_id)
+            holder = ("obj", reg.ref_obj_id or reg.id)
+        else:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            return
+        root = rec.roots.get(reg.off) if rec.valid else None
+        if root is None or root.kind != want:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+        self.root_arg = (i, reg, root)
+        lock = self.st.lock
+        if lock is None or lock.holder != holder or lock.off != rec.spin_lock_off:
+            name = root.name
+            if lock is not None and lock.holder != holder:
+                self.fail("wrong-lock", related={"locked": lock.at}, lock_off=rec.spin_lock_off,
+                          head_type=want, head=name, held=lock.holder, holder=holder)
+            self.fail("lock-required", lock_off=rec.spin_lock_off, head_type=want, head=name, holder=holder)
+
+    def arg_list_head(self, i, r, reg, arg, trusted_checked):
+        self._graph_root(i, r, reg, LIST_HEAD)
+
+    def arg_rb_root(self, i, r, reg, arg, trusted_checked):
+        self._graph_root(i, r, reg, RB_ROOT)
+
+    def _owning_node(self, i, r, reg, want: str) -> None:
+        if not (reg.type == BTF_ID and reg.has(ALLOC) and not reg.has(NON_OWN)):
+            tomb = reg.tomb
+            related = {"released": tomb.at, "acquired": tomb.acquired_at} if tomb else {}
+            if reg.has(NON_OWN):
+                related = {"inserted": reg.nonown_at}
+            self.fail("expected-allocated-object", related=related, arg=i, reg=r, state=self._state_words(reg))
+        if not reg.ref_obj_id:
+            self.fail("expected-allocated-object", arg=i, reg=r, state="not_referenced")
+        self._node_matches(i, r, reg, want)
+        self.node_arg = (i, reg)
+
+    def _node_matches(self, i, r, reg, want: str) -> None:
+        root = self.root_arg[2] if self.root_arg else None
+        if root is None:
+            return
+        if reg.type_name != root.value_type or reg.off != root.node_off:
+            self.fail("graph-node-mismatch", head_type=root.kind, node_type=want, node_off=root.node_off,
+                      value_type=root.value_type, arg_off=reg.off, arg_type=reg.type_name, head=root.name)
+
+    def arg_list_node(self, i, r, reg, arg, trusted_checked):
+        self._owning_node(i, r, reg, LIST_NODE)
+
+    def arg_rb_node_add(self, i, r, reg, arg, trusted_checked):
+        self._owning_node(i, r, reg, RB_NODE)
+
+    def arg_rb_node_remove(self, i, r, reg, arg, trusted_checked):
+        if self.st.in_graph_callback:
+            self.fail("unsupported", what="bpf_rbtree_remove inside an rbtree callback")
+        if not (reg.type == BTF_ID and reg.has(ALLOC) and (reg.has(NON_OWN) or reg.ref_obj_id)):
+            self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
+        self._node_matches(i, r, reg, RB_NODE)
+        self.node_arg = (i, reg)
+
+    def arg_spin_lock(self, i, r, reg, arg, trusted_checked):
+        if reg.type == MAP_VALUE and reg.map is not None:
+            rec = self.it.records.for_type(reg.map.value_type_id)
+            holder = ("map", reg.map.name)
+            if not rec.valid or rec.spin_lock_off is None:
+                self.fail("no-valid-spin-lock", map=reg.map.name, cause=rec.cause or "it has no bpf_spin_lock field")
+        elif reg.type == BTF_ID and reg.has(ALLOC):
+            rec = self.it.records.for_type(reg.btf_id)
+            holder = ("obj", reg.ref_obj_id or reg.id)
+            if rec.spin_lock_off is None:
+                self.fail("invalid-deref", reg=r, type=reg.type_str())
+        else:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            return
+        if reg.var_off or reg.off != rec.spin_lock_off:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+        self.lock_target = (holder, rec.spin_lock_off)
+
+    def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
+        if reg.type != MAP_VALUE or reg.map is None:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+        rec = self.it.records.for_type(reg.map.value_type_id)
+        if not rec.valid or not rec.kptrs:
+            self.fail("no-valid-kptr", reg=r, dest=reg.map.name, cause=rec.cause or "the value has no __kptr field")
+        kptr = rec.kptrs.get(reg.off)
+        if kptr is None or reg.var_off:
+            self.fail("not-kptr-offset", off=reg.off, dest=reg.map.name)
+        self.kptr = kptr
+
+    def arg_kptr_new(self, i, r, reg, arg, trusted_checked):
+        if reg.type == SCALAR and reg.is_const and reg.const == 0:
+            return
+        if not reg.ref_obj_id:
+            self.fail("release-non-referenced", reg=r, state=self._state_words(reg))
+
+    def arg_ringbuf_mem(self, i, r, reg, arg, trusted_checked):
+        if not reg.ref_obj_id:
+            self.fail("release-non-referenced", reg=r, state=self._state_words(reg))
+
+    arg_socket = arg_ringbuf_mem
+
+    def arg_map(self, i, r, reg, arg, trusted_checked):
+        if reg.type != MAP_PTR:
+            self.fail("invalid-deref", reg=r, type=reg.type_str())
+
+    def arg_map_key(self, i, r, reg, arg, trusted_checked):
+        if reg.type == SCALAR:
+            self.it._bad_deref(self.insn, self.st, r, reg)
+
+    arg_mem = arg_map_key
+    arg_map_value_mem = arg_map_key
+
+    # ---- release
+    def check_release_target(self) -> None:
+        sem = self.sem
+        if not sem.has(K.RELEASE):
+            return
+        idx = sem.release_arg
+        reg = self.regs[idx + 1]
+        if reg.ref_obj_id:
+            return
+        if sem.is_helper:
+            self.fail("release-non-referenced", reg=idx + 1, state=self._state_words(reg))
+        if reg.type == BTF_ID and not reg.has(ALLOC):
+            self.fail("release-unacquired", reg=idx + 1)
+        self.fail("release-non-referenced", reg=idx + 1, state=self._state_words(reg))
+
+    # ---- effects
+    def apply_effect(self) -> None:
+        it, st, sem, insn = self.it, self.st, self.sem, self.insn
+        effect = sem.effect
+        at = insn.idx
+        if effect == K.EFFECT_LOCK:
+            holder, off = self.lock_target
+            self.finish(UNINIT)
+            st.lock = LockState(holder, off, at)
+            return
+        if effect == K.EFFECT_UNLOCK:
+            holder, off = self.lock_target
+            if st.lock is None:
+                self.fail("unlock-without-lock", lock=holder)
+            if st.lock.holder != holder or st.lock.off != off:
+                self.fail("unlock-different-lock", related={"locked": st.lock.at}, lock=holder,
+                          held=st.lock.holder)
+            st.lock = None
+            st.map_values(lambda v: dead_pointer(Tombstone(
+                "unlocked", at, -1, sem.name, v.nonown_at, v.nonown_via, v.type_name)) if v.has(NON_OWN) else v)
+            self.finish(UNINIT)
+            return
+        if effect == K.EFFECT_RCU_LOCK:
+            if not st.rcu_depth:
+                st.rcu_at = at
+            st.rcu_depth += 1
+            self.finish(UNINIT)
+            return
+        if effect == K.EFFECT_RCU_UNLOCK:
+            if not st.rcu_depth:
+                self.fail("unmatched-rcu-unlock")
+            st.rcu_depth -= 1
+            if not st.rcu_depth:
+                st.map_values(lambda v: v.with_flags(add={UNTRUSTED}, remove={RCU}) if v.has(RCU) else v)
+            self.finish(UNINIT)
+            return
+        if effect == K.EFFECT_TAIL_CALL and st.refs:
+            ref = min(st.refs.values(), key=lambda x: x.acquired_at)
+            self.fail("tail-call-leak", related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
+        if effect == K.EFFECT_GRAPH_INSERT:
+            self.graph_insert()
+        if effect == K.EFFECT_CALLBACK_LOOP and getattr(self, "callback_target", None) is not None:
+            it.verify_callback(insn, st, self.callback_target, [UNKNOWN, self.regs[3]], "bpf_loop")
+        # releases
+        if sem.has(K.RELEASE) and self.ref_arg is not None:
+            _, reg = self.ref_arg
+            ref = st.refs.get(reg.ref_obj_id)
+            it.release(st, reg.ref_obj_id, Tombstone("released", at, ref.acquired_at if ref else -1, sem.name,
+                                                     type_name=reg.type_name))
+        kptr_old = None
+        if effect == K.EFFECT_KPTR_XCHG:
+            kptr_old = self.kptr_xchg()
+        self.finish(self.return_value(kptr_old))
+
+    def graph_insert(self) -> None:
+        it, st, at = self.it, self.st, self.insn.idx
+        if self.node_arg is None:
+            return
+        _, node = self.node_arg
+        ref_id = node.ref_obj_id
+        root = self.root_arg[2] if self.root_arg else None
+        if getattr(self, "callback_target", None) is not None and root is not None:
+            arg = Reg(BTF_ID, type_name=root.value_type, btf_id=root.value_btf_id, off=root.node_off,
+                      flags=frozenset({ALLOC, NON_OWN}), nonown_at=at, nonown_via="(callback argument)")
+            it.verify_callback(self.insn, st, self.callback_target, [arg, arg], "rbtree_less")
+        # ownership moves to the collection: every copy becomes a non-owning reference
+        st.map_values(lambda v: replace(v, ref_obj_id=0, flags=v.flags | {NON_OWN}, nonown_at=at,
+                                        nonown_via=self.sem.name)
+                      if v.ref_obj_id == ref_id and v.is_pointer else v)
+        st.refs.pop(ref_id, None)
+
+    def kptr_xchg(self):
+        it, st, at = self.it, self.st, self.insn.idx
+        new = self.regs[2]
+        if new.ref_obj_id:
+            ref = st.refs.get(new.ref_obj_id)
+            it.release(st, new.ref_obj_id, Tombstone("moved", at, ref.acquired_at if ref else -1, self.sem.name,
+                                                     type_name=new.type_name))
+        return self.kptr
+
+    def return_value(self, kptr_old) -> Reg:
+        it, st, sem, at = self.it, self.st, self.sem, self.insn.idx
+        ret = sem.ret
+        flags: set[str] = set()
+        rid = 0
+        vid = 0
+        if sem.has(K.RET_NULL) or ret in (K.RET_KPTR_OLD,):
+            flags.add(MAYBE_NULL)
+            vid = it._new_id()
+            it.null_origin[vid] = at
+        if ret in (K.RET_VOID, K.RET_SCALAR):
+            return UNKNOWN
+        if ret == K.RET_LOCAL_OBJ:
+            type_id = self.local_type[0] if self.local_type else 0
+            tname = ""
+            if it.btf is not None and type_id:
+                try:
+                    tname = it.btf[type_id].name
+                except Exception:
+                    tname = ""
+            if sem.ref_kind == "percpu_local":
+                flags.add(PERCPU)
+            rid = it.acquire(st, sem.ref_kind, at, sem.name, tname)
+            return Reg(BTF_ID, type_name=tname, btf_id=type_id, flags=frozenset(flags | {ALLOC}), id=vid,
+                       ref_obj_id=rid)
+        if ret == K.RET_SAME_OBJ:
+            src = self.regs[1]
+            rid = it.acquire(st, "local", at, sem.name, src.type_name)
+            return Reg(BTF_ID, type_name=src.type_name, btf_id=src.btf_id, flags=frozenset(flags | {ALLOC}),
+                       id=vid, ref_obj_id=rid)
+        if ret == K.RET_GRAPH_NODE:
+            root = self.root_arg[2] if self.root_arg else None
+            if root is None:
+                return UNKNOWN
+            if sem.effect == K.EFFECT_GRAPH_PEEK:
+                return Reg(BTF_ID, type_name=root.value_type, btf_id=root.value_btf_id, off=root.node_off,
+                           flags=frozenset(flags | {ALLOC, NON_OWN}), id=vid, nonown_at=at, nonown_via=sem.name)
+            rid = it.acquire(st, "local", at, sem.name, root.value_type)
+            return Reg(BTF_ID, type_name=root.value_type, btf_id=root.value_btf_id, off=root.node_off,
+                       flags=frozenset(flags | {ALLOC}), id=vid, ref_obj_id=rid)
+        if ret == K.RET_KERNEL_OBJ:
+            if sem.has(K.ACQUIRE):
+                rid = it.acquire(st, sem.ref_kind, at, sem.name, sem.ret_type)
+            return Reg(BTF_ID, type_name=sem.ret_type, flags=frozenset(flags | {TRUSTED}), id=vid, ref_obj_id=rid)
+        if ret == K.RET_MAP_VALUE:
+            m = self.regs[1].map
+            return Reg(MAP_VALUE, map=m, flags=frozenset(flags), id=vid)
+        if ret == K.RET_RINGBUF_MEM:
+            rid = it.acquire(st, "ringbuf", at, sem.name, "")
+            size = self.regs[2].const if self.regs[2].is_const else 0
+            return Reg(MEM, flags=frozenset(flags | {RINGBUF}), id=vid, ref_obj_id=rid, mem_size=size)
+        if ret == K.RET_SOCKET:
+            rid = it.acquire(st, "socket", at, sem.name, "bpf_sock")
+            return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=rid, type_name="bpf_sock")
+        if ret == K.RET_KPTR_OLD:
+            k = kptr_old
+            if k is None:
+                return UNKNOWN
+            kind = "local" if k.local else k.type_name
+            rid = it.acquire(st, kind, at, sem.name, k.type_name)
+            extra = {ALLOC} if k.local else {TRUSTED}
+            return Reg(BTF_ID, type_name=k.type_name, btf_id=k.btf_id, flags=frozenset(flags | extra), id=vid,
+                       ref_obj_id=rid)
+        return UNKNOWN
+
+    def finish(self, r0: Reg) -> None:
+        self.it._clobber(self.st, r0)
+
+
+def _subsumes(old: State, cur: State, live: frozenset | None) -> bool:
+    """True when exploring `cur` cannot find anything `old`'s exploration did not."""
+    if len(old.frames) != len(cur.frames) or old.lock != cur.lock or old.rcu_depth != cur.rcu_depth \
+            or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback:
+        return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    old_refs = sorted((r.kind, r.acquired_at) for r in old.refs.values())
+    cur_refs = sorted((r.kind, r.acquired_at) for r in cur.refs.values())
+    if old_refs != cur_refs:
+        return False
+    idmap: dict[tuple[str, int], int] = {}
+    for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames)):
+        if fo.callsite != fc.callsite or fo.callback != fc.callback:
+            return False
+        top = depth == len(old.frames) - 1
+        for r in range(10):
+            if top and live is not None and r not in live:
+                continue
+            if not _reg_subsumes(fo.regs[r], fc.regs[r], idmap):
+                return False
+        for slot, ov in fo.stack.items():
+            cv = fc.stack.get(slot)
+            if isinstance(ov, Reg):
+                if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
+                    if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
+                            and cv is not None):
+                        return False
+            elif ov != cv and ov == ZERO_SLOT:
+                return False
+        for slot, cv in fc.stack.items():
+            if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
+                return False
+    return True
+
+
+def _map_id(kind: str, old_id: int, cur_id: int, idmap: dict) -> bool:
+    if not old_id and not cur_id:
+        return True
+    if not old_id or not cur_id:
+        return False
+    key = (kind, old_id)
+    if key in idmap:
+        return idmap[key] == cur_id
+    idmap[key] = cur_id
+    return True
+
+
+def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
+    if o.type == NOT_INIT:
+        return True
+    if o.type != c.type:
+        return False
+    if o.type == SCALAR:
+        if o.tomb != c.tomb:
+            return False
+        return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
+    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
+            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at):
+        return False
+    return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)

@@ -1,0 +1,347 @@
+"""Ownership semantics of kfuncs and helpers, as data.
+
+One record per function. Flags mirror the kernel's ``BTF_ID_FLAGS`` tables
+(kernel/bpf/helpers.c ``generic_btf_ids`` / ``common_btf_ids``, kernel/bpf/cpumask.c,
+net/core/filter.c, net/sched/bpf_qdisc.c); argument kinds mirror what ``get_kfunc_ptr_arg_type``
+derives from each argument's BTF type and name suffix (``__alloc``, ``__ign``, ``__k``,
+``__nullable``). Helper records mirror the ``bpf_func_proto``s (``ARG_PTR_TO_*``, ``RET_*``,
+``OBJ_RELEASE``). The interpreter reads only this table: no function names in its code paths.
+
+Bump ``SEMANTICS_VERSION`` whenever a record changes: cached verification results key on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEMANTICS_VERSION = 1
+
+# kfunc flags (include/linux/btf.h)
+ACQUIRE = "acquire"
+RELEASE = "release"
+RET_NULL = "ret_null"
+TRUSTED_ARGS = "trusted_args"
+RCU = "rcu"
+RCU_PROTECTED = "rcu_protected"
+DESTRUCTIVE = "destructive"
+SLEEPABLE = "sleepable"
+
+# Argument kinds
+SCALAR = "scalar"                # any scalar
+CONST = "const"                  # a known constant (``__k``)
+LOCAL_TYPE_ID = "local_type_id"  # BTF id of a program-local struct (bpf_obj_new)
+IGNORED = "ignored"              # ``meta__ign``: filled in by the verifier
+ALLOC_OBJ = "alloc_obj"          # pointer to a program-local object (``p__alloc``)
+REFCOUNTED_OBJ = "refcounted_obj"  # refcount_acquire: owning or non-owning local object
+KERNEL_OBJ = "kernel_obj"        # PTR_TO_BTF_ID of a kernel type (type in ``btf_type``)
+LIST_HEAD = "list_head"
+LIST_NODE = "list_node"          # an owning node: ownership moves into the collection
+RB_ROOT = "rb_root"
+RB_NODE_ADD = "rb_node_add"      # an owning node for bpf_rbtree_add
+RB_NODE_REMOVE = "rb_node_remove"  # non-owning, or an owning refcounted node
+CALLBACK = "callback"
+MAP = "map"                      # const pointer to a map
+MAP_KEY = "map_key"              # pointer to stack/map memory holding a key
+MAP_VALUE_MEM = "map_value_mem"  # pointer to memory of value size
+MEM = "mem"                      # pointer to readable memory (size in the next arg)
+MEM_SIZE = "mem_size"
+SPIN_LOCK = "spin_lock"          # pointer to a struct bpf_spin_lock in a map value / object
+KPTR_DEST = "kptr_dest"          # map value field declared __kptr
+KPTR_NEW = "kptr_new"            # referenced pointer or NULL moved into the field
+RINGBUF_MEM = "ringbuf_mem"      # memory from bpf_ringbuf_reserve (released)
+SOCKET = "socket"                # a socket reference (released)
+CTX = "ctx"
+ANY = "any"                      # not checked by our model
+
+# Return kinds
+RET_VOID = "void"
+RET_SCALAR = "scalar"
+RET_LOCAL_OBJ = "local_obj"      # the type named by the LOCAL_TYPE_ID argument
+RET_SAME_OBJ = "same_obj"        # the local object type of the first pointer argument
+RET_GRAPH_NODE = "graph_node"    # the value type of the head/root argument, at the node offset
+RET_KERNEL_OBJ = "kernel_obj"    # PTR_TO_BTF_ID of ``ret_type``
+RET_MAP_VALUE = "map_value"
+RET_RINGBUF_MEM = "ringbuf_mem"
+RET_SOCKET = "socket"
+RET_KPTR_OLD = "kptr_old"        # the previous content of a kptr field
+
+# Special behaviour, beyond flags: what the call does to the abstract state.
+EFFECT_OBJ_NEW = "obj_new"
+EFFECT_GRAPH_INSERT = "graph_insert"    # owning node becomes non-owning; ref released
+EFFECT_GRAPH_REMOVE = "graph_remove"
+EFFECT_GRAPH_PEEK = "graph_peek"        # returns a non-owning reference
+EFFECT_LOCK = "spin_lock"
+EFFECT_UNLOCK = "spin_unlock"
+EFFECT_RCU_LOCK = "rcu_lock"
+EFFECT_RCU_UNLOCK = "rcu_unlock"
+EFFECT_KPTR_XCHG = "kptr_xchg"
+EFFECT_CALLBACK_LOOP = "callback_loop"  # bpf_loop: callback(index, ctx)
+EFFECT_TAIL_CALL = "tail_call"
+EFFECT_PREEMPT_DISABLE = "preempt_disable"
+EFFECT_PREEMPT_ENABLE = "preempt_enable"
+
+# Program types a kfunc set is registered for (register_btf_kfunc_id_set calls).
+GENERIC_PROGS = frozenset({"tracing", "sched_cls", "sched_act", "xdp", "struct_ops", "syscall",
+                           "cgroup_skb", "netfilter", "lsm", "socket_filter", "sk_skb",
+                           "raw_tracepoint", "tracepoint", "kprobe", "perf_event", "cgroup",
+                           "sock_ops", "sk_msg", "sk_lookup", "flow_dissector", "lwt_in",
+                           "lwt_out", "lwt_xmit", "sk_reuseport", "raw_tracepoint_writable"})
+TASK_PROGS = GENERIC_PROGS
+CPUMASK_PROGS = frozenset({"tracing", "lsm", "struct_ops", "syscall"})
+ANY_PROGS = frozenset()          # empty: not restricted by our model
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str
+    btf_type: str = ""           # struct name for KERNEL_OBJ args
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Semantics:
+    name: str
+    args: tuple[Arg, ...]
+    ret: str = RET_VOID
+    flags: frozenset[str] = frozenset()
+    effect: str = ""
+    ret_type: str = ""           # struct name for RET_KERNEL_OBJ
+    releases: str = ""           # what a RELEASE function discharges, for quick fixes ("task_struct")
+    ref_kind: str = ""           # the reference kind an ACQUIRE function creates
+    graph_api: bool = False      # allowed inside a bpf_spin_lock critical section
+    prog_types: frozenset[str] = ANY_PROGS
+    summary: str = ""            # the ownership contract, shown on hover
+    is_helper: bool = False
+    helper_id: int = 0
+
+    def has(self, flag: str) -> bool:
+        return flag in self.flags
+
+    @property
+    def release_arg(self) -> int | None:
+        """Index of the argument a RELEASE function releases."""
+        if RELEASE not in self.flags:
+            return None
+        for i, a in enumerate(self.args):
+            if a.kind not in (SCALAR, CONST, IGNORED, MEM_SIZE):
+                return i
+        return 0
+
+
+def _f(*flags: str) -> frozenset[str]:
+    return frozenset(flags)
+
+
+_KFUNCS: list[Semantics] = [
+    # --- program-local objects (kernel/bpf/helpers.c) ---
+    Semantics("bpf_obj_new_impl", (Arg("local_type_id__k", LOCAL_TYPE_ID), Arg("meta__ign", IGNORED)),
+              RET_LOCAL_OBJ, _f(ACQUIRE, RET_NULL), EFFECT_OBJ_NEW, ref_kind="local",
+              prog_types=GENERIC_PROGS,
+              summary="allocates an object of the given type; returns an owning reference or NULL that must be "
+                      "dropped, added to a collection or stashed with `bpf_kptr_xchg` on every path"),
+    Semantics("bpf_percpu_obj_new_impl", (Arg("local_type_id__k", LOCAL_TYPE_ID), Arg("meta__ign", IGNORED)),
+              RET_LOCAL_OBJ, _f(ACQUIRE, RET_NULL), EFFECT_OBJ_NEW, ref_kind="percpu_local",
+              prog_types=GENERIC_PROGS,
+              summary="allocates a per-CPU object; returns an owning reference or NULL, released with "
+                      "`bpf_percpu_obj_drop`"),
+    Semantics("bpf_obj_drop_impl", (Arg("p__alloc", ALLOC_OBJ), Arg("meta__ign", IGNORED)),
+              RET_VOID, _f(RELEASE), releases="local", prog_types=GENERIC_PROGS,
+              summary="frees an object: takes an owning reference; every copy of it becomes invalid"),
+    Semantics("bpf_percpu_obj_drop_impl", (Arg("p__alloc", ALLOC_OBJ), Arg("meta__ign", IGNORED)),
+              RET_VOID, _f(RELEASE), releases="percpu_local", prog_types=GENERIC_PROGS,
+              summary="frees a per-CPU object: takes an owning reference"),
+    Semantics("bpf_refcount_acquire_impl", (Arg("p__refcounted_kptr", REFCOUNTED_OBJ), Arg("meta__ign", IGNORED)),
+              RET_SAME_OBJ, _f(ACQUIRE, RET_NULL, RCU), ref_kind="local", graph_api=True,
+              prog_types=GENERIC_PROGS,
+              summary="takes a new owning reference (or NULL) to a refcounted object; accepts an owning or "
+                      "non-owning reference, so it keeps an object alive past `bpf_spin_unlock`"),
+    # --- linked lists ---
+    Semantics("bpf_list_push_front_impl", (Arg("head", LIST_HEAD), Arg("node", LIST_NODE),
+                                           Arg("meta__ign", IGNORED), Arg("off", CONST)),
+              RET_SCALAR, _f(), EFFECT_GRAPH_INSERT, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="takes ownership of `node`; `node` becomes non-owning until `bpf_spin_unlock`"),
+    Semantics("bpf_list_push_back_impl", (Arg("head", LIST_HEAD), Arg("node", LIST_NODE),
+                                          Arg("meta__ign", IGNORED), Arg("off", CONST)),
+              RET_SCALAR, _f(), EFFECT_GRAPH_INSERT, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="takes ownership of `node`; `node` becomes non-owning until `bpf_spin_unlock`"),
+    Semantics("bpf_list_pop_front", (Arg("head", LIST_HEAD),), RET_GRAPH_NODE, _f(ACQUIRE, RET_NULL),
+              EFFECT_GRAPH_REMOVE, ref_kind="local", graph_api=True, prog_types=GENERIC_PROGS,
+              summary="removes the first node; returns an owning reference (or NULL) to drop or re-add"),
+    Semantics("bpf_list_pop_back", (Arg("head", LIST_HEAD),), RET_GRAPH_NODE, _f(ACQUIRE, RET_NULL),
+              EFFECT_GRAPH_REMOVE, ref_kind="local", graph_api=True, prog_types=GENERIC_PROGS,
+              summary="removes the last node; returns an owning reference (or NULL) to drop or re-add"),
+    Semantics("bpf_list_front", (Arg("head", LIST_HEAD),), RET_GRAPH_NODE, _f(RET_NULL),
+              EFFECT_GRAPH_PEEK, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the first node: a non-owning reference (or NULL), valid until `bpf_spin_unlock`"),
+    Semantics("bpf_list_back", (Arg("head", LIST_HEAD),), RET_GRAPH_NODE, _f(RET_NULL),
+              EFFECT_GRAPH_PEEK, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the last node: a non-owning reference (or NULL), valid until `bpf_spin_unlock`"),
+    # --- red-black trees ---
+    Semantics("bpf_rbtree_add_impl", (Arg("root", RB_ROOT), Arg("node", RB_NODE_ADD), Arg("less", CALLBACK),
+                                      Arg("meta__ign", IGNORED), Arg("off", CONST)),
+              RET_SCALAR, _f(), EFFECT_GRAPH_INSERT, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="takes ownership of `node`; `node` becomes non-owning until `bpf_spin_unlock`; "
+                      "`less` is verified as a callback"),
+    Semantics("bpf_rbtree_remove", (Arg("root", RB_ROOT), Arg("node", RB_NODE_REMOVE)), RET_GRAPH_NODE,
+              _f(ACQUIRE, RET_NULL), EFFECT_GRAPH_REMOVE, ref_kind="local", graph_api=True,
+              prog_types=GENERIC_PROGS,
+              summary="removes `node` (a non-owning reference); returns an owning reference (or NULL)"),
+    Semantics("bpf_rbtree_first", (Arg("root", RB_ROOT),), RET_GRAPH_NODE, _f(RET_NULL), EFFECT_GRAPH_PEEK,
+              graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the leftmost node: a non-owning reference (or NULL), valid until `bpf_spin_unlock`"),
+    Semantics("bpf_rbtree_root", (Arg("root", RB_ROOT),), RET_GRAPH_NODE, _f(RET_NULL), EFFECT_GRAPH_PEEK,
+              graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the root node: a non-owning reference (or NULL), valid until `bpf_spin_unlock`"),
+    Semantics("bpf_rbtree_left", (Arg("root", RB_ROOT), Arg("node", RB_NODE_REMOVE)), RET_GRAPH_NODE,
+              _f(RET_NULL), EFFECT_GRAPH_PEEK, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the left child: a non-owning reference (or NULL)"),
+    Semantics("bpf_rbtree_right", (Arg("root", RB_ROOT), Arg("node", RB_NODE_REMOVE)), RET_GRAPH_NODE,
+              _f(RET_NULL), EFFECT_GRAPH_PEEK, graph_api=True, prog_types=GENERIC_PROGS,
+              summary="peeks at the right child: a non-owning reference (or NULL)"),
+    # --- tasks and cgroups (kernel/bpf/helpers.c) ---
+    Semantics("bpf_task_acquire", (Arg("p", KERNEL_OBJ, "task_struct"),), RET_KERNEL_OBJ,
+              _f(ACQUIRE, RCU, RET_NULL), ret_type="task_struct", ref_kind="task_struct", prog_types=TASK_PROGS,
+              summary="takes a reference on a task (or NULL); release it with `bpf_task_release`"),
+    Semantics("bpf_task_release", (Arg("p", KERNEL_OBJ, "task_struct"),), RET_VOID, _f(RELEASE),
+              releases="task_struct", prog_types=TASK_PROGS,
+              summary="drops a task reference taken with `bpf_task_acquire`/`bpf_task_from_pid`"),
+    Semantics("bpf_task_from_pid", (Arg("pid", SCALAR),), RET_KERNEL_OBJ, _f(ACQUIRE, RET_NULL),
+              ret_type="task_struct", ref_kind="task_struct", prog_types=TASK_PROGS,
+              summary="looks a task up by pid: a referenced task (or NULL) to release with `bpf_task_release`"),
+    Semantics("bpf_task_from_vpid", (Arg("vpid", SCALAR),), RET_KERNEL_OBJ, _f(ACQUIRE, RET_NULL),
+              ret_type="task_struct", ref_kind="task_struct", prog_types=TASK_PROGS,
+              summary="looks a task up by pid in the caller's namespace: release with `bpf_task_release`"),
+    Semantics("bpf_task_get_cgroup1", (Arg("task", KERNEL_OBJ, "task_struct"), Arg("hierarchy_id", SCALAR)),
+              RET_KERNEL_OBJ, _f(ACQUIRE, RCU, RET_NULL), ret_type="cgroup", ref_kind="cgroup",
+              prog_types=TASK_PROGS, summary="a referenced cgroup (or NULL): release with `bpf_cgroup_release`"),
+    Semantics("bpf_cgroup_acquire", (Arg("cgrp", KERNEL_OBJ, "cgroup"),), RET_KERNEL_OBJ,
+              _f(ACQUIRE, RCU, RET_NULL), ret_type="cgroup", ref_kind="cgroup", prog_types=TASK_PROGS,
+              summary="takes a reference on a cgroup (or NULL); release it with `bpf_cgroup_release`"),
+    Semantics("bpf_cgroup_release", (Arg("cgrp", KERNEL_OBJ, "cgroup"),), RET_VOID, _f(RELEASE),
+              releases="cgroup", prog_types=TASK_PROGS, summary="drops a cgroup reference"),
+    Semantics("bpf_cgroup_from_id", (Arg("cgid", SCALAR),), RET_KERNEL_OBJ, _f(ACQUIRE, RET_NULL),
+              ret_type="cgroup", ref_kind="cgroup", prog_types=TASK_PROGS,
+              summary="looks a cgroup up by id: a referenced cgroup (or NULL) to release with `bpf_cgroup_release`"),
+    Semantics("bpf_cgroup_ancestor", (Arg("cgrp", KERNEL_OBJ, "cgroup"), Arg("level", SCALAR)), RET_KERNEL_OBJ,
+              _f(ACQUIRE, RCU, RET_NULL), ret_type="cgroup", ref_kind="cgroup", prog_types=TASK_PROGS,
+              summary="a referenced ancestor cgroup (or NULL): release with `bpf_cgroup_release`"),
+    # --- cpumasks (kernel/bpf/cpumask.c) ---
+    Semantics("bpf_cpumask_create", (), RET_KERNEL_OBJ, _f(ACQUIRE, RET_NULL), ret_type="bpf_cpumask",
+              ref_kind="bpf_cpumask", prog_types=CPUMASK_PROGS,
+              summary="allocates a cpumask: a reference (or NULL) to release with `bpf_cpumask_release`"),
+    Semantics("bpf_cpumask_acquire", (Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"),), RET_KERNEL_OBJ,
+              _f(ACQUIRE, TRUSTED_ARGS), ret_type="bpf_cpumask", ref_kind="bpf_cpumask", prog_types=CPUMASK_PROGS,
+              summary="takes another reference on a cpumask; release it with `bpf_cpumask_release`"),
+    Semantics("bpf_cpumask_release", (Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"),), RET_VOID, _f(RELEASE),
+              releases="bpf_cpumask", prog_types=CPUMASK_PROGS, summary="drops a cpumask reference"),
+]
+
+# cpumask operations that take RCU-protected or trusted cpumasks and return scalars.
+for _name, _args in (
+    ("bpf_cpumask_set_cpu", (Arg("cpu", SCALAR), Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"))),
+    ("bpf_cpumask_clear_cpu", (Arg("cpu", SCALAR), Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"))),
+    ("bpf_cpumask_test_cpu", (Arg("cpu", SCALAR), Arg("cpumask", KERNEL_OBJ, "cpumask"))),
+    ("bpf_cpumask_setall", (Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"),)),
+    ("bpf_cpumask_clear", (Arg("cpumask", KERNEL_OBJ, "bpf_cpumask"),)),
+    ("bpf_cpumask_first", (Arg("cpumask", KERNEL_OBJ, "cpumask"),)),
+    ("bpf_cpumask_empty", (Arg("cpumask", KERNEL_OBJ, "cpumask"),)),
+    ("bpf_cpumask_weight", (Arg("cpumask", KERNEL_OBJ, "cpumask"),)),
+):
+    _KFUNCS.append(Semantics(_name, _args, RET_SCALAR, _f(RCU), prog_types=CPUMASK_PROGS,
+                             summary="works on a trusted or RCU-protected cpumask; takes no ownership"))
+
+_KFUNCS += [
+    # --- RCU and preemption ---
+    Semantics("bpf_rcu_read_lock", (), RET_VOID, _f(), EFFECT_RCU_LOCK,
+              summary="opens an RCU read-side critical section; close it with `bpf_rcu_read_unlock` on every path"),
+    Semantics("bpf_rcu_read_unlock", (), RET_VOID, _f(), EFFECT_RCU_UNLOCK,
+              summary="closes the RCU read-side critical section; RCU-protected pointers become untrusted"),
+    Semantics("bpf_preempt_disable", (), RET_VOID, _f(), EFFECT_PREEMPT_DISABLE,
+              summary="disables preemption until `bpf_preempt_enable`"),
+    Semantics("bpf_preempt_enable", (), RET_VOID, _f(), EFFECT_PREEMPT_ENABLE,
+              summary="re-enables preemption"),
+    # --- BPF qdisc (net/sched/bpf_qdisc.c) ---
+    Semantics("bpf_qdisc_skb_drop", (Arg("skb", KERNEL_OBJ, "sk_buff"), Arg("to_free_list", ANY)), RET_VOID,
+              _f(RELEASE), releases="sk_buff", prog_types=frozenset({"struct_ops"}),
+              summary="drops the skb: takes the reference `.enqueue` received"),
+    Semantics("bpf_kfree_skb", (Arg("skb", KERNEL_OBJ, "sk_buff"),), RET_VOID, _f(RELEASE),
+              releases="sk_buff", prog_types=frozenset({"struct_ops"}),
+              summary="frees an skb reference (e.g. one taken back from a kptr)"),
+    Semantics("bpf_qdisc_bstats_update", (Arg("sch", KERNEL_OBJ, "Qdisc"), Arg("skb", KERNEL_OBJ, "sk_buff")),
+              RET_VOID, _f(TRUSTED_ARGS), prog_types=frozenset({"struct_ops"}),
+              summary="updates byte/packet counters; takes no ownership"),
+]
+
+_HELPERS: list[Semantics] = [
+    Semantics("bpf_map_lookup_elem", (Arg("map", MAP), Arg("key", MAP_KEY)), RET_MAP_VALUE, _f(RET_NULL),
+              is_helper=True, helper_id=1, summary="returns a pointer into the map value, or NULL"),
+    Semantics("bpf_map_update_elem", (Arg("map", MAP), Arg("key", MAP_KEY), Arg("value", MAP_VALUE_MEM),
+                                      Arg("flags", SCALAR)), RET_SCALAR, is_helper=True, helper_id=2,
+              summary="copies a value into the map"),
+    Semantics("bpf_map_delete_elem", (Arg("map", MAP), Arg("key", MAP_KEY)), RET_SCALAR, is_helper=True,
+              helper_id=3, summary="deletes an element; kptrs inside it are released by the map"),
+    Semantics("bpf_tail_call", (Arg("ctx", CTX), Arg("map", MAP), Arg("index", SCALAR)), RET_SCALAR,
+              effect=EFFECT_TAIL_CALL, is_helper=True, helper_id=12,
+              summary="jumps to another program; no reference or lock may be held"),
+    Semantics("bpf_spin_lock", (Arg("lock", SPIN_LOCK),), RET_VOID, effect=EFFECT_LOCK, is_helper=True,
+              helper_id=93, summary="takes the lock: only graph kfuncs, `bpf_refcount_acquire` and "
+                                    "`bpf_spin_unlock` may be called until it is released"),
+    Semantics("bpf_spin_unlock", (Arg("lock", SPIN_LOCK),), RET_VOID, effect=EFFECT_UNLOCK, is_helper=True,
+              helper_id=94, summary="releases the lock: every non-owning reference taken under it dies"),
+    Semantics("bpf_ringbuf_reserve", (Arg("ringbuf", MAP), Arg("size", CONST), Arg("flags", SCALAR)),
+              RET_RINGBUF_MEM, _f(ACQUIRE, RET_NULL), ref_kind="ringbuf", is_helper=True, helper_id=131,
+              summary="reserves ring-buffer space (or NULL): submit or discard it on every path"),
+    Semantics("bpf_ringbuf_submit", (Arg("data", RINGBUF_MEM), Arg("flags", SCALAR)), RET_VOID, _f(RELEASE),
+              releases="ringbuf", is_helper=True, helper_id=132, summary="publishes the reserved record"),
+    Semantics("bpf_ringbuf_discard", (Arg("data", RINGBUF_MEM), Arg("flags", SCALAR)), RET_VOID, _f(RELEASE),
+              releases="ringbuf", is_helper=True, helper_id=133, summary="drops the reserved record"),
+    Semantics("bpf_sk_lookup_tcp", (Arg("ctx", CTX), Arg("tuple", MEM), Arg("tuple_size", MEM_SIZE),
+                                    Arg("netns", SCALAR), Arg("flags", SCALAR)),
+              RET_SOCKET, _f(ACQUIRE, RET_NULL), ref_kind="socket", is_helper=True, helper_id=84,
+              summary="a referenced socket (or NULL): release it with `bpf_sk_release`"),
+    Semantics("bpf_sk_lookup_udp", (Arg("ctx", CTX), Arg("tuple", MEM), Arg("tuple_size", MEM_SIZE),
+                                    Arg("netns", SCALAR), Arg("flags", SCALAR)),
+              RET_SOCKET, _f(ACQUIRE, RET_NULL), ref_kind="socket", is_helper=True, helper_id=85,
+              summary="a referenced socket (or NULL): release it with `bpf_sk_release`"),
+    Semantics("bpf_skc_lookup_tcp", (Arg("ctx", CTX), Arg("tuple", MEM), Arg("tuple_size", MEM_SIZE),
+                                     Arg("netns", SCALAR), Arg("flags", SCALAR)),
+              RET_SOCKET, _f(ACQUIRE, RET_NULL), ref_kind="socket", is_helper=True, helper_id=99,
+              summary="a referenced socket (or NULL): release it with `bpf_sk_release`"),
+    Semantics("bpf_sk_release", (Arg("sock", SOCKET),), RET_SCALAR, _f(RELEASE), releases="socket",
+              is_helper=True, helper_id=86, summary="drops a socket reference"),
+    Semantics("bpf_kptr_xchg", (Arg("dst", KPTR_DEST), Arg("ptr", KPTR_NEW)), RET_KPTR_OLD, _f(),
+              EFFECT_KPTR_XCHG, is_helper=True, helper_id=194,
+              summary="moves `ptr` (owned, or NULL) into the map's kptr field and returns the previous "
+                      "content, which the program now owns (or NULL)"),
+    Semantics("bpf_loop", (Arg("nr_loops", SCALAR), Arg("callback_fn", CALLBACK), Arg("callback_ctx", ANY),
+                           Arg("flags", SCALAR)), RET_SCALAR, effect=EFFECT_CALLBACK_LOOP, is_helper=True,
+              helper_id=181, summary="calls `callback_fn(index, ctx)` up to `nr_loops` times"),
+]
+
+KFUNCS: dict[str, Semantics] = {s.name: s for s in _KFUNCS}
+HELPERS: dict[int, Semantics] = {s.helper_id: s for s in _HELPERS}
+HELPERS_BY_NAME: dict[str, Semantics] = {s.name: s for s in _HELPERS}
+
+# Which function releases what an acquire produced (for quick fixes): ref_kind -> releasing call.
+RELEASE_FOR_KIND: dict[str, str] = {}
+for _s in _KFUNCS + _HELPERS:
+    if _s.releases and _s.releases not in RELEASE_FOR_KIND:
+        RELEASE_FOR_KIND[_s.releases] = _s.name
+# The user-facing spelling of *_impl kfuncs (bpf_experimental.h wraps them in macros).
+MACRO_SPELLING = {"bpf_obj_new_impl": "bpf_obj_new", "bpf_percpu_obj_new_impl": "bpf_percpu_obj_new",
+                  "bpf_obj_drop_impl": "bpf_obj_drop", "bpf_percpu_obj_drop_impl": "bpf_percpu_obj_drop",
+                  "bpf_refcount_acquire_impl": "bpf_refcount_acquire",
+                  "bpf_list_push_front_impl": "bpf_list_push_front",
+                  "bpf_list_push_back_impl": "bpf_list_push_back", "bpf_rbtree_add_impl": "bpf_rbtree_add"}
+
+
+def lookup_kfunc(name: str) -> Semantics | None:
+    return KFUNCS.get(name)
+
+
+def lookup_helper(helper_id: int) -> Semantics | None:
+    return HELPERS.get(helper_id)
+
+
+def spelling(name: str) -> str:
+    return MACRO_SPELLING.get(name, name)

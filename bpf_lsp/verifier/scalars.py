@@ -1,0 +1,267 @@
+"""Scalar arithmetic and branch decisions over [umin, umax] / [smin, smax] ranges.
+
+Enough precision to prune the branches the kernel prunes in ownership code: known constants,
+NULL/zero tests, loop counters, masks. Anything else widens to "unknown", which is sound.
+"""
+from __future__ import annotations
+
+from ..frontend import isa
+from .domain import S64_MAX, S64_MIN, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
+
+U32 = (1 << 32) - 1
+
+
+def _low32(r: Reg) -> Reg:
+    """The 32-bit subregister as a 64-bit scalar range."""
+    if r.is_const:
+        return scalar_const(r.const & U32)
+    if r.umax <= U32:
+        return r
+    return scalar_range(0, U32)
+
+
+def _sext32(v: int) -> int:
+    v &= U32
+    return v - (1 << 32) if v >> 31 else v
+
+
+def alu_scalar(op: int, dst: Reg, src: Reg, wide: bool, off: int = 0, imm: int = 0) -> Reg:
+    if op == isa.END:
+        return UNKNOWN if not dst.is_const else scalar_const(_byteswap(dst.const, imm, wide, off))
+    if op == isa.MOV:
+        if off in (8, 16, 32) and src.is_const:
+            bits = off
+            v = src.const & ((1 << bits) - 1)
+            v = v - (1 << bits) if v >> (bits - 1) else v
+            return scalar_const(v if wide else v & U32)
+        if not wide:
+            return _low32(src)
+        return src if off == 0 else UNKNOWN
+    if not wide:
+        dst, src = _low32(dst), _low32(src)
+    if dst.is_const and src.is_const:
+        v = _const_op(op, dst.const, src.const, wide, off)
+        if v is None:
+            return UNKNOWN if wide else scalar_range(0, U32)
+        return scalar_const(v if wide else v & U32)
+    res = _range_op(op, dst, src)
+    if not wide:
+        if res.umax > U32:
+            return scalar_range(0, U32)
+    return res
+
+
+def _byteswap(v: int, bits: int, wide: bool, off: int) -> int:
+    if bits not in (16, 32, 64):
+        return v
+    n = bits // 8
+    return int.from_bytes((v & ((1 << bits) - 1)).to_bytes(n, "little"), "big")
+
+
+def _const_op(op: int, a: int, b: int, wide: bool, off: int) -> int | None:
+    bits = 64 if wide else 32
+    mask = (1 << bits) - 1
+    a &= mask
+    b &= mask
+    sa = to_signed(a) if wide else _sext32(a)
+    sb = to_signed(b) if wide else _sext32(b)
+    if op == isa.ADD:
+        return (a + b) & mask
+    if op == isa.SUB:
+        return (a - b) & mask
+    if op == isa.MUL:
+        return (a * b) & mask
+    if op == isa.DIV:
+        if b == 0:
+            return 0
+        if off == 1:
+            q = abs(sa) // abs(sb)
+            return (q if (sa < 0) == (sb < 0) else -q) & mask
+        return a // b
+    if op == isa.MOD:
+        if b == 0:
+            return a
+        if off == 1:
+            r = abs(sa) % abs(sb)
+            return (r if sa >= 0 else -r) & mask
+        return a % b
+    if op == isa.OR:
+        return a | b
+    if op == isa.AND:
+        return a & b
+    if op == isa.XOR:
+        return a ^ b
+    if op == isa.LSH:
+        return (a << (b & (bits - 1))) & mask
+    if op == isa.RSH:
+        return a >> (b & (bits - 1))
+    if op == isa.ARSH:
+        return (sa >> (b & (bits - 1))) & mask
+    if op == isa.NEG:
+        return (-a) & mask
+    return None
+
+
+def _range_op(op: int, d: Reg, s: Reg) -> Reg:
+    if op == isa.ADD:
+        if d.umax + s.umax <= U64:
+            return scalar_range(d.umin + s.umin, d.umax + s.umax)
+        return UNKNOWN
+    if op == isa.SUB:
+        if d.umin >= s.umax:
+            return scalar_range(d.umin - s.umax, d.umax - s.umin)
+        lo, hi = d.smin - s.smax, d.smax - s.smin
+        if S64_MIN <= lo and hi <= S64_MAX:
+            return scalar_signed(lo, hi)
+        return UNKNOWN
+    if op == isa.AND:
+        return scalar_range(0, min(d.umax, s.umax))
+    if op == isa.MOD and s.is_const and s.const:
+        return scalar_range(0, min(d.umax, s.const - 1))
+    if op == isa.RSH and s.is_const:
+        sh = s.const & 63
+        return scalar_range(d.umin >> sh, d.umax >> sh)
+    if op == isa.DIV and s.is_const and s.const:
+        return scalar_range(d.umin // s.const, d.umax // s.const)
+    if op == isa.MUL and d.umax * s.umax <= U64:
+        return scalar_range(d.umin * s.umin, d.umax * s.umax)
+    if op == isa.OR and d.umax <= U32 and s.umax <= U32:
+        return scalar_range(max(d.umin, s.umin), (1 << max(d.umax, s.umax).bit_length()) - 1)
+    return UNKNOWN
+
+
+def branch_outcome(op: int, d: Reg, s: Reg, wide: bool) -> bool | None:
+    """True: always taken; False: never taken; None: both possible."""
+    if not wide:
+        d, s = _low32(d), _low32(s)
+        if d.is_const and s.is_const:
+            return _compare(op, d.const, s.const, 32)
+        # signed 32-bit comparisons of unknown values: undecided unless both ranges are small
+        if op in (isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE) and (d.umax > 0x7FFFFFFF or s.umax > 0x7FFFFFFF):
+            return None
+    if d.is_const and s.is_const:
+        return _compare(op, d.const, s.const, 64)
+    if op == isa.JEQ:
+        if d.umax < s.umin or d.umin > s.umax or d.smax < s.smin or d.smin > s.smax:
+            return False
+    elif op == isa.JNE:
+        if d.umax < s.umin or d.umin > s.umax or d.smax < s.smin or d.smin > s.smax:
+            return True
+    elif op == isa.JGT:
+        if d.umin > s.umax:
+            return True
+        if d.umax <= s.umin:
+            return False
+    elif op == isa.JGE:
+        if d.umin >= s.umax:
+            return True
+        if d.umax < s.umin:
+            return False
+    elif op == isa.JLT:
+        if d.umax < s.umin:
+            return True
+        if d.umin >= s.umax:
+            return False
+    elif op == isa.JLE:
+        if d.umax <= s.umin:
+            return True
+        if d.umin > s.umax:
+            return False
+    elif op == isa.JSGT:
+        if d.smin > s.smax:
+            return True
+        if d.smax <= s.smin:
+            return False
+    elif op == isa.JSGE:
+        if d.smin >= s.smax:
+            return True
+        if d.smax < s.smin:
+            return False
+    elif op == isa.JSLT:
+        if d.smax < s.smin:
+            return True
+        if d.smin >= s.smax:
+            return False
+    elif op == isa.JSLE:
+        if d.smax <= s.smin:
+            return True
+        if d.smin > s.smax:
+            return False
+    elif op == isa.JSET:
+        if s.is_const and d.umax < (s.const & -s.const if s.const else 1):
+            return False
+    return None
+
+
+def _compare(op: int, a: int, b: int, bits: int) -> bool | None:
+    mask = (1 << bits) - 1
+    a &= mask
+    b &= mask
+    sa = a - (1 << bits) if a >> (bits - 1) else a
+    sb = b - (1 << bits) if b >> (bits - 1) else b
+    return {
+        isa.JEQ: a == b, isa.JNE: a != b, isa.JGT: a > b, isa.JGE: a >= b, isa.JLT: a < b,
+        isa.JLE: a <= b, isa.JSGT: sa > sb, isa.JSGE: sa >= sb, isa.JSLT: sa < sb, isa.JSLE: sa <= sb,
+        isa.JSET: bool(a & b),
+    }.get(op)
+
+
+def _clip(r: Reg, umin: int, umax: int) -> Reg:
+    lo, hi = max(r.umin, umin), min(r.umax, umax)
+    if lo > hi:
+        return r
+    if r.umin == lo and r.umax == hi:
+        return r
+    return scalar_range(lo, hi) if hi <= S64_MAX or lo > 0 else Reg(r.type, umin=lo, umax=hi)
+
+
+def _clip_signed(r: Reg, smin: int, smax: int) -> Reg:
+    lo, hi = max(r.smin, smin), min(r.smax, smax)
+    if lo > hi:
+        return r
+    if lo >= 0:
+        return _clip(r, lo, hi)
+    return scalar_signed(lo, hi)
+
+
+def refine_branch(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg, Reg]:
+    """Narrow both operands for the taken (or fall-through) side of a comparison."""
+    if not wide:
+        # only refine when 32-bit and 64-bit views agree
+        if d.umax > U32 or s.umax > U32:
+            return d, s
+    if not taken:
+        op = {isa.JEQ: isa.JNE, isa.JNE: isa.JEQ, isa.JGT: isa.JLE, isa.JLE: isa.JGT, isa.JGE: isa.JLT,
+              isa.JLT: isa.JGE, isa.JSGT: isa.JSLE, isa.JSLE: isa.JSGT, isa.JSGE: isa.JSLT,
+              isa.JSLT: isa.JSGE}.get(op)
+        if op is None:
+            return d, s
+    if op == isa.JEQ:
+        if s.is_const:
+            return scalar_const(s.const), s
+        if d.is_const:
+            return d, scalar_const(d.const)
+        return d, s
+    if op == isa.JNE:
+        if s.is_const and d.umin == s.const and d.umax > d.umin:
+            return _clip(d, s.const + 1, U64), s
+        if s.is_const and d.umax == s.const and d.umax > d.umin:
+            return _clip(d, 0, s.const - 1), s
+        return d, s
+    if op == isa.JGT:
+        return _clip(d, s.umin + 1, U64), _clip(s, 0, max(d.umax - 1, 0))
+    if op == isa.JGE:
+        return _clip(d, s.umin, U64), _clip(s, 0, d.umax)
+    if op == isa.JLT:
+        return _clip(d, 0, max(s.umax - 1, 0)), _clip(s, d.umin + 1, U64)
+    if op == isa.JLE:
+        return _clip(d, 0, s.umax), _clip(s, d.umin, U64)
+    if op == isa.JSGT:
+        return _clip_signed(d, s.smin + 1, S64_MAX), s
+    if op == isa.JSGE:
+        return _clip_signed(d, s.smin, S64_MAX), s
+    if op == isa.JSLT:
+        return _clip_signed(d, S64_MIN, s.smax - 1), s
+    if op == isa.JSLE:
+        return _clip_signed(d, S64_MIN, s.smax), s
+    return d, s
