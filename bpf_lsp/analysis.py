@@ -1,14 +1,38 @@
 """The analysis entry points every front end shares: text in, source-level results out.
 
 Pure functions of (text, path, options), with caches keyed by content: the preamble PCH
-(in `frontend.preamble`), and per-program verification results keyed by a hash of the
-linked instructions, the BTF they use and the semantics table's version.
+(`frontend.preamble`), and per-program verification results keyed by a hash of the linked
+instructions, their relocation meanings, the object's BTF and the semantics table's version.
+The LSP server, `bpf-lsp check` and the tests all go through `Analyzer`.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .diagnostics.model import ProgramReport, SourceDiagnostic
+from .diagnostics.hover import hover_markdown
+from .diagnostics.model import ProgramReport, SourceDiagnostic, Span
+from .diagnostics.render import render_all
+from .diagnostics.sources import ProgramSources, SourceFiles, object_variables
+from .frontend.compile import CompileOptions, CompileResult, compile_source
+from .frontend.kernel_btf import kernel_facts
+from .frontend.objfile import BpfObject, ObjectError, Program, load_object
+from .frontend.preamble import PreambleCache
+from .settings import Settings
+from .verifier import VerifyResult, verify_program
+from .verifier.kfuncs import SEMANTICS_VERSION
+from .verifier.records import RecordBuilder
+
+log = logging.getLogger("bpf_lsp.analysis")
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_OBJECT_INSNS = 1_000_000 // 8
 
 
 @dataclass
@@ -16,15 +40,21 @@ class Analysis:
     path: str
     compiler_diagnostics: list[SourceDiagnostic] = field(default_factory=list)
     programs: list[ProgramReport] = field(default_factory=list)
-    error: str = ""                  # a whole-file problem (object unreadable, ...) also in diagnostics
+    error: str = ""
+    obj: BpfObject | None = None
+    results: dict[str, tuple[Program, VerifyResult, ProgramSources]] = field(default_factory=dict)
 
     @property
     def verifier_diagnostics(self) -> list[SourceDiagnostic]:
         return [d for p in self.programs for d in p.diagnostics]
 
+    @property
+    def diagnostics(self) -> list[SourceDiagnostic]:
+        return self.compiler_diagnostics + self.verifier_diagnostics
+
     def hover(self, line: int, column: int) -> str | None:
         """Markdown for the hover at a 1-based line and byte column, or None."""
-        raise NotImplementedError  # landed by the lead together with the verifier
+        return hover_markdown(self, line, column)
 
 
 @dataclass
@@ -38,20 +68,145 @@ class CompileStage:
     seconds: float = 0.0
 
 
+def compiler_diagnostics(result: CompileResult, path: str) -> list[SourceDiagnostic]:
+    out = []
+    for d in result.diagnostics:
+        if d.severity == "note":
+            continue
+        from .diagnostics.model import Fix, TextEdit
+        fixes = tuple(Fix(f"Apply clang's fix: replace with '{fx.text}'",
+                          (TextEdit(Span(d.file, fx.line, fx.column, fx.end_line, fx.end_column), fx.text),), "clang")
+                      for fx in d.fixits)
+        out.append(SourceDiagnostic(code=d.option.lstrip("-") if d.option else "clang", severity=d.severity,
+                                    message=d.message, span=Span(d.file, d.line, d.column, d.end_line, d.end_column),
+                                    source="clang", fixes=fixes))
+    return out
+
+
 class Analyzer:
     """Holds the caches (PCH, per-program verification) for one process: server or CLI.
 
     Thread-safe: the server runs `compile`/`verify` in worker threads.
     """
 
-    def __init__(self, settings=None, cache_dir=None, build_pch_synchronously: bool = False):
-        raise NotImplementedError  # landed by the lead together with the verifier
+    def __init__(self, settings: Settings | None = None, cache_dir: str | os.PathLike | None = None,
+                 build_pch_synchronously: bool = False):
+        self.settings = settings or Settings()
+        self.pch = PreambleCache(Path(cache_dir) / "pch" if cache_dir else None)
+        self.pch.build_synchronously = build_pch_synchronously
+        self._lock = threading.Lock()
+        self._verified: OrderedDict[str, VerifyResult] = OrderedDict()
+        self.reuse_log: list[str] = []
 
-    def update_settings(self, settings) -> None: ...
+    def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
 
-    def compile(self, text: str, path: str) -> CompileStage: ...
+    @property
+    def options(self) -> CompileOptions:
+        return CompileOptions.from_settings(self.settings)
 
-    def verify(self, stage: CompileStage) -> Analysis: ...
+    # -- stage 1
+    def compile(self, text: str, path: str) -> CompileStage:
+        path = os.path.abspath(path)
+        if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
+            diag = SourceDiagnostic("file-too-large", "error",
+                                    f"the file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB; bpf-lsp does "
+                                    "not analyse it", Span(path, 1, 1, 1, 1))
+            return CompileStage(path, text, [diag], None)
+        result = compile_source(text, path, self.options, self.pch)
+        return CompileStage(path, text, compiler_diagnostics(result, path),
+                            result.object if result.ok else None, result.used_pch, result.seconds)
+
+    # -- stage 2
+    def verify(self, stage: CompileStage) -> Analysis:
+        analysis = Analysis(stage.path, list(stage.compiler_diagnostics))
+        if stage.object_bytes is None:
+            return analysis
+        return self.verify_object(stage.object_bytes, stage.path, analysis, {stage.path: stage.text})
 
     def analyze(self, text: str, path: str) -> Analysis:
         return self.verify(self.compile(text, path))
+
+    def analyze_object_file(self, path: str) -> Analysis:
+        path = os.path.abspath(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        return self.verify_object(data, path, Analysis(path), {})
+
+    def verify_object(self, data: bytes, path: str, analysis: Analysis, texts: dict[str, str]) -> Analysis:
+        try:
+            obj = load_object(data, path)
+        except ObjectError as e:
+            analysis.error = str(e)
+            analysis.compiler_diagnostics.append(SourceDiagnostic(
+                "object-error", "error", f"the compiled object could not be analysed: {e}", Span(path, 1, 1, 1, 1)))
+            return analysis
+        analysis.obj = obj
+        facts = kernel_facts()
+        records = RecordBuilder(obj.btf, facts.struct_names)
+        files = SourceFiles(texts)
+        variables = object_variables(obj)
+        btf_hash = _btf_fingerprint(obj)
+        for prog in obj.programs:
+            src = ProgramSources(prog, files, variables)
+            key = self._program_key(prog, obj, btf_hash)
+            reused = False
+            with self._lock:
+                result = self._verified.get(key)
+                if result is not None:
+                    self._verified.move_to_end(key)
+                    reused = True
+            if result is None:
+                try:
+                    result = verify_program(prog, self.settings.verifierBudget, facts, records)
+                except RecursionError:
+                    result = None
+                if result is None:
+                    continue
+                with self._lock:
+                    self._verified[key] = result
+                    while len(self._verified) > 256:
+                        self._verified.popitem(last=False)
+            else:
+                self.reuse_log.append(f"{prog.name}: verification reused")
+            diags = render_all(result.findings, src, prog.name)
+            verdict = "reject" if any(d.severity == "error" for d in diags) else \
+                "incomplete" if result.incomplete else "accept"
+            analysis.programs.append(ProgramReport(prog.name, prog.section, verdict, diags, reused))
+            analysis.results[prog.name] = (prog, result, src)
+        return analysis
+
+    def _program_key(self, prog: Program, obj: BpfObject, btf_hash: str) -> str:
+        h = hashlib.sha256()
+        h.update(f"{SEMANTICS_VERSION}:{self.settings.verifierBudget}:{prog.prog_type}:{prog.section}".encode())
+        for insn in prog.insns:
+            h.update(f"{insn.code},{insn.dst},{insn.src},{insn.off},{insn.imm},{insn.imm64};".encode())
+        for idx in sorted(prog.meanings):
+            h.update(f"{idx}={prog.meanings[idx]!r};".encode())
+        h.update(btf_hash.encode())
+        # line info changes where findings land, not what they are: rendering is redone each time,
+        # so positions are keyed separately by the caller
+        return h.hexdigest()
+
+
+def _btf_fingerprint(obj: BpfObject) -> str:
+    """A hash of the object's BTF types, ignoring the source-line strings line info adds to it.
+
+    Line info lives in the same string table, so the raw section changes on every edit; the
+    types (names, kinds, layouts, tags) are what verification depends on.
+    """
+    h = hashlib.sha256()
+    btf = obj.btf
+    if btf is None:
+        return ""
+    for t in btf.types:
+        if t is None:
+            continue
+        h.update(f"{t.kind}:{t.name}:{t.size}:{t.type_id}:{t.nelems}:{t.component_idx}:".encode())
+        for m in t.members or ():
+            h.update(f"{m.name},{m.type_id},{m.bit_offset};".encode())
+        for v in t.vars or ():
+            h.update(f"{v};".encode())
+        for prm in t.params or ():
+            h.update(f"{prm};".encode())
+    return h.hexdigest()

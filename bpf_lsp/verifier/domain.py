@@ -201,6 +201,7 @@ class State:
     preempt_depth: int = 0
     in_graph_callback: bool = False
     path_line: int = -1            # last instruction on this path that starts a source line
+    prev_line: int = -1            # the one before it
 
     @property
     def cur(self) -> Frame:
@@ -208,7 +209,7 @@ class State:
 
     def copy(self) -> "State":
         return State([f.copy() for f in self.frames], dict(self.refs), self.lock, self.rcu_depth,
-                     self.rcu_at, self.preempt_depth, self.in_graph_callback, self.path_line)
+                     self.rcu_at, self.preempt_depth, self.in_graph_callback, self.path_line, self.prev_line)
 
     # --- every place a value lives: registers and spilled stack slots of all frames ---
     def map_values(self, fn) -> None:

@@ -181,7 +181,7 @@ class Interpreter:
                 return
             self.visited += 1
             if idx in self.line_insns:
-                st.path_line = idx
+                st.prev_line, st.path_line = st.path_line, idx
             self._record(idx, st)
             try:
                 nxt = self._step(insn, st)
@@ -591,16 +591,19 @@ class Interpreter:
 
     def _exit_checks(self, insn: Insn, st: State) -> None:
         path = st.path_line
+        # clang shares one exit between returns: its own line is the closing brace, while the
+        # `return` that led here is the previous line on the path, where the user looks
+        prev = st.prev_line
         if st.lock is not None:
-            self._report(finding("lock-held-at-exit", insn.idx, related={"locked": st.lock.at, "path": path},
+            self._report(finding("lock-held-at-exit", insn.idx, related={"locked": st.lock.at, "path": path, "path_prev": prev},
                                  lock=st.lock.holder, lock_off=st.lock.off))
         for ref in sorted(st.refs.values(), key=lambda r: r.acquired_at):
-            self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path},
+            self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path, "path_prev": prev},
                                  ref=ref.id, alloc_insn=ref.acquired_at, via=ref.via, kind=ref.kind,
                                  type_name=ref.type_name),
                          key=("reference-leak", path, ref.acquired_at))
         if st.rcu_depth:
-            self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path}))
+            self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path, "path_prev": prev}))
         r0 = st.cur.regs[0]
         if r0.type == NOT_INIT:
             self._report(finding("uninitialized-register", insn.idx, reg=0))

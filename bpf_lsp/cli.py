@@ -1,0 +1,219 @@
+"""Command line: `bpf-lsp [serve] | check | dump | doctor`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__
+from .codes import CODES
+
+
+def _settings(args):
+    from .settings import Settings
+    s = Settings()
+    raw = {"includeDirs": [os.path.abspath(d) for d in args.include or []], "extraFlags": list(args.clang_arg or [])}
+    if getattr(args, "budget", None):
+        raw["verifierBudget"] = args.budget
+    if getattr(args, "compiler", None):
+        raw["compilerPath"] = args.compiler
+    s, _ = s.updated(raw)
+    return s
+
+
+def _analyze_paths(args):
+    from .analysis import Analyzer
+    analyzer = Analyzer(_settings(args), build_pch_synchronously=True)
+    out = []
+    for path in args.paths:
+        if not os.path.exists(path):
+            out.append((path, None, f"{path}: no such file"))
+            continue
+        if path.endswith(".o"):
+            out.append((path, analyzer.analyze_object_file(path), ""))
+        else:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            out.append((path, analyzer.analyze(text, path), ""))
+    return out
+
+
+def _finding_json(d):
+    return {"code": d.code, "severity": d.severity, "message": d.message, "kernel_message": d.kernel_message,
+            "line": d.span.line, "column": d.span.column, "end_line": d.span.end_line,
+            "end_column": d.span.end_column,
+            "related": [{"line": r.span.line, "column": r.span.column, "message": r.message} for r in d.related]}
+
+
+def check_json(results) -> dict:
+    files = []
+    for path, analysis, problem in results:
+        entry = {"path": path, "programs": []}
+        if analysis is not None:
+            if analysis.compiler_diagnostics:
+                entry["compiler"] = [_finding_json(d) for d in analysis.compiler_diagnostics]
+            for p in analysis.programs:
+                entry["programs"].append({"name": p.name, "section": p.section, "verdict": p.verdict,
+                                          "findings": [_finding_json(d) for d in p.diagnostics]})
+        if problem:
+            entry["error"] = problem
+        files.append(entry)
+    return {"files": files}
+
+
+def check_sarif(results) -> dict:
+    rules, rule_index, sarif_results = [], {}, []
+
+    def rule_id(code: str) -> int:
+        if code not in rule_index:
+            c = CODES.get(code)
+            rule_index[code] = len(rules)
+            rule = {"id": code, "name": code}
+            if c is not None:
+                rule.update({"shortDescription": {"text": c.summary}, "fullDescription": {"text": c.why},
+                             "help": {"text": f"{c.summary}\n\nFix: {c.fix}", "markdown": f"{c.summary}\n\n**Fix:** {c.fix}"},
+                             "helpUri": c.doc_url,
+                             "defaultConfiguration": {"level": {"error": "error", "warning": "warning"}.get(c.severity, "note")}})
+            rules.append(rule)
+        return rule_index[code]
+
+    for path, analysis, problem in results:
+        if analysis is None:
+            continue
+        for d in analysis.diagnostics:
+            level = {"error": "error", "warning": "warning"}.get(d.severity, "note")
+            res = {"ruleId": d.code, "ruleIndex": rule_id(d.code), "level": level, "message": {"text": d.message},
+                   "locations": [{"physicalLocation": {
+                       "artifactLocation": {"uri": os.path.relpath(d.span.file)},
+                       "region": {"startLine": d.span.line, "startColumn": d.span.column,
+                                  "endLine": d.span.end_line, "endColumn": max(d.span.end_column, d.span.column)}}}]}
+            if d.related:
+                res["relatedLocations"] = [{"id": i, "message": {"text": r.message}, "physicalLocation": {
+                    "artifactLocation": {"uri": os.path.relpath(r.span.file)},
+                    "region": {"startLine": r.span.line, "startColumn": r.span.column}}}
+                    for i, r in enumerate(d.related)]
+            if d.kernel_message:
+                res["properties"] = {"kernelMessage": d.kernel_message, "program": d.program}
+            sarif_results.append(res)
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "bpf-lsp", "version": __version__,
+                                          "informationUri": "https://github.com/bpf-lsp/bpf-lsp", "rules": rules}},
+                      "results": sarif_results}]}
+
+
+def check_text(results, out) -> None:
+    from .diagnostics.sources import SourceFiles
+    files = SourceFiles()
+    for path, analysis, problem in results:
+        if problem:
+            print(f"{path}: error: {problem}", file=out)
+        if analysis is None:
+            continue
+        for d in analysis.diagnostics:
+            rel = os.path.relpath(d.span.file)
+            print(f"{rel}:{d.span.line}:{d.span.column}: {d.severity}: {d.message} [{d.code}]", file=out)
+            text = files.line(d.span.file, d.span.line)
+            if text:
+                width = max(1, (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else 1)
+                prefix = text.encode()[: d.span.column - 1].decode(errors="ignore")
+                caret = "".join("\t" if ch == "\t" else " " for ch in prefix) + "^" + "~" * (width - 1)
+                print(f"  {text}\n  {caret}", file=out)
+            if d.kernel_message:
+                print(f"  kernel: {d.kernel_message.splitlines()[0]}", file=out)
+            for r in d.related:
+                print(f"  {os.path.relpath(r.span.file)}:{r.span.line}:{r.span.column}: note: {r.message}", file=out)
+        for p in analysis.programs:
+            if not p.diagnostics:
+                print(f"{os.path.relpath(path)}: {p.name} ({p.section}): {p.verdict}", file=out)
+
+
+def cmd_check(args) -> int:
+    results = _analyze_paths(args)
+    if args.format == "json":
+        json.dump(check_json(results), sys.stdout, indent=2)
+        print()
+    elif args.format == "sarif":
+        json.dump(check_sarif(results), sys.stdout, indent=2)
+        print()
+    else:
+        check_text(results, sys.stdout)
+    compile_failed = any(a is None or (a.obj is None and any(d.severity == "error" for d in a.compiler_diagnostics))
+                         for _, a, _ in results)
+    if compile_failed:
+        return 2
+    errors = any(d.severity == "error" for _, a, _ in results if a for d in a.diagnostics)
+    return 1 if errors else 0
+
+
+def cmd_dump(args) -> int:
+    from .dump import dump
+    results = []
+    from .analysis import Analyzer
+    analyzer = Analyzer(_settings(args), build_pch_synchronously=True)
+    for path in args.paths:
+        if path.endswith(".o"):
+            with open(path, "rb") as f:
+                data, texts = f.read(), {}
+        else:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            stage = analyzer.compile(text, path)
+            for d in stage.compiler_diagnostics:
+                print(f"{d.span.file}:{d.span.line}:{d.span.column}: {d.severity}: {d.message}")
+            if stage.object_bytes is None:
+                return 2
+            data, texts = stage.object_bytes, {os.path.abspath(path): text}
+        results.append(dump(data, os.path.abspath(path), texts, sys.stdout))
+    return 0 if all(results) else 2
+
+
+def cmd_doctor(args) -> int:
+    from .frontend.toolchain import doctor
+    print(doctor(_settings(args)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .server import serve
+    return serve(args.rest if hasattr(args, "rest") else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("serve", "--stdio") or argv[0].startswith("--log"):
+        from .server import serve
+        return serve(argv[1:] if argv and argv[0] == "serve" else argv)
+    ap = argparse.ArgumentParser(prog="bpf-lsp", description="Language server and checker for BPF C ownership rules")
+    ap.add_argument("--version", action="version", version=f"bpf-lsp {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("-I", dest="include", action="append", metavar="DIR", help="include directory")
+        p.add_argument("--clang-arg", action="append", metavar="ARG", help="extra compiler argument")
+        p.add_argument("--compiler", metavar="PATH", help="clang to use")
+
+    c = sub.add_parser("check", help="verify files and print findings like a compiler")
+    c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    c.add_argument("--budget", type=int, help="verifier instruction budget per program")
+    common(c)
+    c.add_argument("paths", nargs="+", metavar="PATH", help="BPF C sources or .o objects")
+    c.set_defaults(func=cmd_check)
+    d = sub.add_parser("dump", help="instructions with source lines, relocations and variables")
+    common(d)
+    d.add_argument("paths", nargs="+", metavar="PATH")
+    d.set_defaults(func=cmd_dump)
+    doc = sub.add_parser("doctor", help="what bpf-lsp found on this machine and what is missing")
+    common(doc)
+    doc.set_defaults(func=cmd_doctor)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

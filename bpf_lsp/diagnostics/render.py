@@ -1,0 +1,171 @@
+"""Findings -> source-level diagnostics: ranges, variable names, related places, quick fixes."""
+from __future__ import annotations
+
+from ..codes import CODES
+from ..verifier import kfuncs as K
+from ..verifier.findings import Finding
+from .fixes import fixes_for
+from .model import Related, SourceDiagnostic, Span
+from .sources import ProgramSources
+
+EXIT_CODES = {"reference-leak", "lock-held-at-exit", "rcu-held-at-exit"}
+KIND_WORDS = {"local": "the object", "percpu_local": "the per-CPU object", "ringbuf": "the ring-buffer record",
+              "socket": "the socket reference", "task_struct": "the task reference",
+              "cgroup": "the cgroup reference", "bpf_cpumask": "the cpumask"}
+STATE_WORDS = {"released": "was already released", "unlocked": "is a non-owning reference that died at unlock",
+               "non_owning": "is a non-owning reference (its object belongs to a collection)",
+               "scalar": "is not a pointer", "untrusted": "is not a trusted pointer",
+               "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference"}
+
+
+class _Args(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+def _lock_name(src: ProgramSources, lock_insn: int | None, holder) -> str:
+    if lock_insn is not None and lock_insn >= 0:
+        text = src.call_text(lock_insn, "bpf_spin_lock")
+        if text.startswith("bpf_spin_lock(") and text.endswith(")"):
+            return f"'{text[len('bpf_spin_lock('):-1]}'"
+    if isinstance(holder, tuple) and len(holder) == 2:
+        return f"the lock of {holder[1]}"
+    return "the lock"
+
+
+def _call_name(src: ProgramSources, insn: int | None) -> str:
+    if insn is None or insn < 0:
+        return ""
+    from ..frontend.objfile import HelperRef, KfuncRef
+    m = src.prog.meanings.get(insn)
+    if isinstance(m, (KfuncRef, HelperRef)):
+        return K.spelling(m.name)
+    return ""
+
+
+def _line(src: ProgramSources, insn: int | None) -> str:
+    if insn is None or insn < 0:
+        return "?"
+    p = src.place(insn)
+    return str(p.line) if p else "?"
+
+
+def _exit_statement(src: ProgramSources, path: int, prev: int | None) -> int:
+    """The `return` a leaking path took, when clang merged it into a shared exit at the closing brace."""
+    here, before = src.place(path), src.place(prev) if prev is not None and prev >= 0 else None
+    if here is None or before is None:
+        return path
+    if src.files.line(here.file, here.line).strip() == "}" and before.file == here.file and before.line < here.line:
+        return prev
+    return path
+
+
+def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | None:
+    code = CODES[f.code]
+    args = _Args({k: v for k, v in f.args})
+    acquired = f.related_insn("acquired")
+    released = f.related_insn("released")
+    inserted = f.related_insn("inserted")
+    locked = f.related_insn("locked")
+    path = f.related_insn("path")
+    reg = f.arg("reg")
+
+    # where: exits sit on the statement of the leaking path; the rest on the offending expression
+    where = path if f.code in EXIT_CODES and path is not None else f.insn
+    if f.code in EXIT_CODES:
+        where = _exit_statement(src, where, f.related_insn("path_prev"))
+    span = src.span(where, whole_statement=f.code in EXIT_CODES)
+    if span is None:
+        return None
+
+    var = None
+    if isinstance(reg, int):
+        v = src.variable(f.insn, reg=reg)
+        var = v.name if v else None
+    if var is None and acquired is not None and acquired >= 0:
+        var = src.acquired_variable(acquired)
+    args["var"] = f"'{var}'" if var else "the pointer"
+    args["call"] = f"{K.spelling(f.arg('func', ''))}()" if f.arg("func") else "the call"
+    acquire_call = _call_name(src, acquired)
+    args["acquire_call"] = f"{acquire_call}()" if acquire_call else "the call"
+    args["acquire_line"] = _line(src, acquired)
+    args["what"] = (f"'{var}'" if var else KIND_WORDS.get(f.arg("kind", ""), "the reference"))
+    release_name = K.spelling(f.arg("release_call", "") or _call_name(src, released))
+    args["release_call"] = src.call_text(released, release_name) if released is not None and release_name else \
+        (release_name + "()" if release_name else "the release")
+    args["release_line"] = _line(src, released)
+    insert_name = K.spelling(f.arg("insert_call", "") or _call_name(src, inserted))
+    args["insert_call"] = f"{insert_name}()" if insert_name else "the insertion"
+    args["insert_line"] = _line(src, inserted)
+    args["unlock_call"] = src.call_text(released, "bpf_spin_unlock") if released is not None else "bpf_spin_unlock()"
+    args["unlock_line"] = _line(src, released)
+    args["lock"] = _lock_name(src, locked, f.arg("lock") or f.arg("holder"))
+    args["lock_line"] = _line(src, locked)
+    args["held"] = _lock_name(src, locked, f.arg("held"))
+    args["held_line"] = _line(src, locked)
+    args["rcu_line"] = _line(src, f.related_insn("rcu_locked"))
+    args["state"] = STATE_WORDS.get(f.arg("state", ""), "is not an owning reference")
+    for k in ("head_type", "head", "map", "cause", "dest", "type", "off", "budget", "detail", "prog_type",
+              "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off"):
+        if f.arg(k) is not None:
+            args[k] = f.arg(k)
+    if f.code == "unsupported":
+        args["what"] = f.arg("what", "this construct")
+    message = code.message.format_map(args)
+    if f.code == "reference-leak" and f.arg("kind") and not var:
+        message = message.replace("the reference", KIND_WORDS.get(f.arg("kind"), "the reference"))
+
+    related: list[Related] = []
+
+    def rel(insn: int | None, text: str, statement: bool = False) -> None:
+        if insn is not None and insn >= 0:
+            s = src.span(insn, whole_statement=statement)
+            if s is not None and (s.line, s.column) != (span.line, span.column):
+                related.append(Related(s, text))
+
+    if f.code == "reference-leak":
+        rel(acquired, f"{args['what']} acquired here by {args['acquire_call']}")
+    elif f.code == "non-owning-after-unlock":
+        rel(released, f"{args['unlock_call']} invalidated {args['var']} here", statement=True)
+        rel(inserted, f"{args['insert_call']} made {args['var']} non-owning here")
+    elif f.code == "use-after-release":
+        rel(released, f"{args['release_call']} released it here", statement=True)
+        rel(acquired, f"acquired here by {args['acquire_call']}")
+    elif f.code in ("null-deref", "null-arg", "null-ptr-arith", "helper-null-arg"):
+        rel(acquired, f"{args['acquire_call']} may return NULL")
+    elif f.code in ("lock-held-at-exit", "call-under-lock", "wrong-lock", "unlock-different-lock"):
+        rel(locked, f"{args['lock']} taken here", statement=True)
+    elif f.code == "rcu-held-at-exit":
+        rel(f.related_insn("rcu_locked"), "RCU read-side section opened here", statement=True)
+    elif f.code in ("not-referenced-or-trusted", "expected-allocated-object"):
+        rel(released, f"{args['release_call']} released it here", statement=True)
+        rel(inserted, "ownership moved to the collection here")
+
+    diag = SourceDiagnostic(
+        code=f.code, severity=code.severity, message=message, span=span, kernel_message=f.kernel_message,
+        program=program, related=tuple(related), doc_url=code.doc_url)
+    fixes = fixes_for(f, diag, src, args)
+    if fixes:
+        diag = SourceDiagnostic(**{**diag.__dict__, "fixes": tuple(fixes)})
+    return diag
+
+
+def render_all(findings: list[Finding], src: ProgramSources, program: str) -> list[SourceDiagnostic]:
+    out: list[SourceDiagnostic] = []
+    seen: set[tuple] = set()
+    for f in findings:
+        d = render(f, src, program)
+        if d is None:
+            continue
+        # the kernel has one exit per function; several acquire sites leaking on the same path and
+        # source line (an unrolled loop) are one mistake to the user
+        key = (d.code, d.span.line, d.span.column, d.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(d)
+    return out
+
+
+def whole_file_span(path: str) -> Span:
+    return Span(path, 1, 1, 1, 1)
