@@ -61,3 +61,25 @@ def clang_object(source: Path, out_dir: Path, extra: list[str] | None = None) ->
                     *[f"-I{d}" for d in corpus_include_dirs()], *(extra or []), "-c", str(source), "-o", str(obj)],
                    check=True, capture_output=True)
     return obj
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    """One Analyzer (and preamble cache) for the whole run, as the server keeps one."""
+    from bpf_lsp.analysis import Analyzer
+    from bpf_lsp.settings import Settings
+    settings, problems = Settings().updated({"includeDirs": [*corpus_include_dirs(), str(FIXTURES / "include")]})
+    assert not problems
+    return Analyzer(settings, cache_dir=BUILD / "cache", build_pch_synchronously=True)
+
+
+def analyze_file(analyzer, path: Path):
+    return analyzer.analyze(path.read_text(), str(path))
+
+
+def kernel_tsv() -> dict[str, tuple[str, str, str]]:
+    out = {}
+    for row in (CORPUS / "kernel-6.18.tsv").read_text().splitlines():
+        parts = row.split("\t") + [""] * 4
+        out[parts[0]] = (parts[1], parts[2], parts[3])
+    return out

@@ -50,14 +50,28 @@ def _line(src: ProgramSources, insn: int | None) -> str:
     return str(p.line) if p else "?"
 
 
-def _exit_statement(src: ProgramSources, path: int, prev: int | None) -> int:
-    """The `return` a leaking path took, when clang merged it into a shared exit at the closing brace."""
+def _exit_statement(src: ProgramSources, path: int, prev: int | None) -> int | tuple[str, int]:
+    """Where a leaking path returns, when clang merged its `return` into a shared exit.
+
+    The shared exit's own line is the closing brace. The path's previous line is the last
+    statement it executed; the first `return` written after it (before the brace) is the one
+    the path took, even when clang hoisted its value and left it no instruction.
+    """
     here, before = src.place(path), src.place(prev) if prev is not None and prev >= 0 else None
     if here is None or before is None:
         return path
-    if src.files.line(here.file, here.line).strip() == "}" and before.file == here.file and before.line < here.line:
-        return prev
-    return path
+    own = src.files.line(here.file, here.line).strip()
+    if own.startswith("return") or before.file != here.file or before.line == here.line:
+        return path
+    # the exit sits on the closing brace or on a BPF_PROG()-style macro line
+    lines = src.files.lines(here.file) or []
+    for line in range(before.line + 1, min(len(lines), before.line + 40) + 1):
+        text = lines[line - 1]
+        if text.startswith("}"):
+            break
+        if text.strip().startswith("return"):
+            return (here.file, line)
+    return prev
 
 
 def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | None:
@@ -74,7 +88,13 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     where = path if f.code in EXIT_CODES and path is not None else f.insn
     if f.code in EXIT_CODES:
         where = _exit_statement(src, where, f.related_insn("path_prev"))
-    span = src.span(where, whole_statement=f.code in EXIT_CODES)
+    if isinstance(where, tuple):
+        from .sources import statement_span
+        text = src.files.line(*where)
+        c0, c1 = statement_span(text)
+        span = Span(where[0], where[1], c0, where[1], c1)
+    else:
+        span = src.span(where, whole_statement=f.code in EXIT_CODES)
     if span is None:
         return None
 

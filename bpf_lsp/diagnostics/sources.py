@@ -67,6 +67,11 @@ def expression_span(text: str, col: int) -> tuple[int, int]:
     if stripped.startswith("return"):
         end = text.find(";", i)
         return _index_to_byte_col(text, i), _index_to_byte_col(text, end + 1 if end >= 0 else len(text.rstrip()))
+    # on an assignment operator: the target is the expression to its left
+    if text[i] == "=" or text[i:i + 2] in ("+=", "-=", "|=", "&="):
+        while i > 0 and text[i - 1] in " \t+-|&":
+            i -= 1
+        i = max(i - 1, 0)
     # walk left over a member chain / identifier
     start = i
     while start > 0:
