@@ -70,7 +70,7 @@ class CompilerDiagnostic:
     line: int
     column: int
     end_line: int
-    end_column: int     # exclusive
+    end_column: int     # exclusive; columns are 1-based byte columns, as clang counts them
     severity: str       # "error" | "warning" | "note"
     message: str
     option: str | None = None               # the warning flag, e.g. "-Wint-conversion"
@@ -212,12 +212,12 @@ def _target_args(compiler: Compiler, requested: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class CompilePlan:
     flags: tuple[str, ...]          # everything after the compiler command except input/output
     problems: tuple[str, ...]       # refused flags, ignored targets
 
 
-def plan_flags(path: str, options: CompileOptions, compiler: Compiler) -> _Plan:
+def plan_flags(path: str, options: CompileOptions, compiler: Compiler) -> CompilePlan:
     """The compile flags for ``path``: defaults, compile_commands.json, settings, in that order (last wins)."""
     directory = os.path.dirname(path)
     problems: list[str] = []
@@ -235,7 +235,8 @@ def plan_flags(path: str, options: CompileOptions, compiler: Compiler) -> _Plan:
     defaults = ["-O2", "-g"]
     if not any(a.startswith("-mcpu") for a in user):
         defaults.append(DEFAULT_CPU)
-    if not any(a.startswith("-D__TARGET_ARCH_") for a in user):
+    joined_defines = [a if a != "-D" else "-D" + b for a, b in zip(user, [*user[1:], ""])]
+    if not any(a.startswith("-D__TARGET_ARCH_") for a in joined_defines):
         defaults.append(f"-D__TARGET_ARCH_{_TARGET_ARCH.get(platform.machine(), 'x86')}")
     fallback_headers: list[str] = []
     generated = headers.ensure_vmlinux_header()
@@ -243,7 +244,7 @@ def plan_flags(path: str, options: CompileOptions, compiler: Compiler) -> _Plan:
         fallback_headers = ["-idirafter", str(generated)]
     flags = (*_target_args(compiler, target), *defaults, "-iquote", directory, *user, *fallback_headers,
              *DIAGNOSTIC_FORMAT)
-    return _Plan(tuple(flags), tuple(problems))
+    return CompilePlan(tuple(flags), tuple(problems))
 
 
 # ---------------------------------------------------------------------------
@@ -278,8 +279,11 @@ def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: s
         argv = (*compiler.argv, *flags, *(("-include-pch", str(pch)) if pch else ()),
                 f"-ffile-prefix-map={source_dir}={directory}", *comp_dir, "-x", "c", "-c", source, "-o", output)
         # A new session lets a timeout kill the compiler and anything it started.
-        proc = subprocess.Popen(argv, cwd=cwd, env=compiler.environment(scratch), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=compiler.environment(scratch), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as error:   # e.g. the compiler was removed since discovery
+            return _Run(argv, f"error: cannot run {argv[0]}: {error.strerror}\n", None)
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -319,13 +323,26 @@ _WORD = re.compile(rb"[A-Za-z0-9_]+")
 
 
 def _unescape(text: str) -> str:
-    """Undo LLVM's write_escaped (used for fix-it files and texts)."""
-    def replace(match: re.Match[str]) -> str:
-        code = match.group(1)
-        if code[0] in "01234567":
-            return chr(int(code, 8))
-        return {"n": "\n", "t": "\t"}.get(code, code)
-    return re.sub(r"\\([0-7]{3}|.)", replace, text)
+    """Undo LLVM's write_escaped (used for fix-it files and texts).
+
+    It escapes every non-printable byte, including each byte of a UTF-8
+    character, as three octal digits: rebuild the bytes, then decode.
+    """
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            octal = text[i + 1:i + 4]
+            if len(octal) == 3 and all(c in "01234567" for c in octal):
+                raw.append(int(octal, 8))
+                i += 4
+                continue
+            raw += {"n": "\n", "t": "\t"}.get(text[i + 1], text[i + 1]).encode()
+            i += 2
+        else:
+            raw += text[i].encode()
+            i += 1
+    return raw.decode("utf-8", errors="replace")
 
 
 class _Sources:
@@ -494,7 +511,8 @@ def compile_source(text: str, path: str, options: CompileOptions,
         run = _run_compiler(compiler, plan.flags, blank_preamble(text, preamble_lines), path, options.timeout, pch)
         aliases = {**run.aliases, str(PreambleCache.header_of(pch)): path}
         # The PCH build's own warnings (from the included headers) are not repeated by clang: replay them.
-        diagnostics = parse_diagnostics(PreambleCache.build_log(pch) + run.stderr, path, text, aliases)
+        replayed = PreambleCache.build_log(pch).rstrip("\n")
+        diagnostics = parse_diagnostics(replayed + "\n" + run.stderr, path, text, aliases)
         if not run.timed_out and _pch_rejected(run, diagnostics, pch):
             cache.discard(inputs)
             cache.ensure_async(inputs)

@@ -143,8 +143,7 @@ class PreambleInputs:
 
     @property
     def key(self) -> str:
-        material = [self.preamble, self.directory, list(self.flags), list(self.compiler.argv),
-                    list(self.compiler.target_args), self.compiler.version]
+        material = [self.preamble, self.directory, list(self.flags), list(self.compiler.argv), self.compiler.version]
         return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 
@@ -236,9 +235,14 @@ class PreambleCache:
     # -- building ----------------------------------------------------------
 
     def ensure_async(self, inputs: PreambleInputs) -> None:
-        """Start building the PCH in a background thread unless it is ready, underway or recently failed."""
+        """Start building the PCH in a background thread unless it is ready, underway or recently failed.
+
+        One background build at a time: while the user types in the preamble, each
+        keystroke would otherwise start a build of its own; the compile after the
+        running build ends starts the one for the text current by then.
+        """
         with self._lock:
-            if not self._should_build(inputs.key):
+            if self._building or not self._should_build(inputs.key):
                 return
             self._building[inputs.key] = threading.Event()
         threading.Thread(target=self._build_registered, args=(inputs, BUILD_TIMEOUT),

@@ -248,7 +248,9 @@ def probe_bpf_syscall() -> tuple[bool, str]:
     attr = _ProgLoadAttr(prog_type=_BPF_PROG_TYPE_SOCKET_FILTER, insn_cnt=2,
                          insns=ctypes.addressof(insns), license=ctypes.addressof(license_text))
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(number, _BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    # syscall(2) is variadic and reads longs: pass longs, not ints.
+    fd = libc.syscall(ctypes.c_long(number), ctypes.c_long(_BPF_PROG_LOAD), ctypes.byref(attr),
+                      ctypes.c_long(ctypes.sizeof(attr)))
     if fd >= 0:
         os.close(fd)
         return True, "permitted (loaded a 2-instruction socket filter)"
