@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
+import urllib.parse
 
 from . import __version__
 from .codes import CODES
@@ -46,24 +48,60 @@ def _finding_json(d):
             "related": [{"line": r.span.line, "column": r.span.column, "message": r.message} for r in d.related]}
 
 
-def check_json(results) -> dict:
+def _kernel_json(c) -> dict:
+    k = c.kernel
+    if k is None:
+        return {"verdict": "unavailable", "message": c.summary, "line": None, "agrees": None}
+    return {"verdict": k.verdict, "message": "\n".join(k.message), "line": k.line, "agrees": c.agrees,
+            "stage": k.stage, "errno": k.errno, "note": k.note}
+
+
+def check_json(results, kernel: dict | None = None) -> dict:
+    """`kernel`: from `kernel_cross_check`, adds a "kernel" object to every program."""
     files = []
     for path, analysis, problem in results:
         entry = {"path": path, "programs": []}
+        checked = (kernel or {}).get(path)
         if analysis is not None:
             if analysis.compiler_diagnostics:
                 entry["compiler"] = [_finding_json(d) for d in analysis.compiler_diagnostics]
             for p in analysis.programs:
                 entry["programs"].append({"name": p.name, "section": p.section, "verdict": p.verdict,
                                           "findings": [_finding_json(d) for d in p.diagnostics]})
+        if isinstance(checked, str):   # the kernel could not be asked: say why on every program
+            for prog in entry["programs"]:
+                prog["kernel"] = {"verdict": "unavailable", "message": checked, "line": None, "agrees": None}
+        elif checked:
+            by_name = {prog["name"]: prog for prog in entry["programs"]}
+            for c in checked:
+                if c.program not in by_name:   # a program libbpf loads but we produced no report for
+                    by_name[c.program] = {"name": c.program, "section": c.kernel.section, "verdict": "incomplete",
+                                          "findings": []}
+                    entry["programs"].append(by_name[c.program])
+                by_name[c.program]["kernel"] = _kernel_json(c)
         if problem:
             entry["error"] = problem
         files.append(entry)
     return {"files": files}
 
 
+def _artifact_uri(path: str) -> str:
+    """SARIF wants a URI reference (RFC 3986), not a path: '/'-separated and percent-encoded,
+    relative to the working directory (a CI job's checkout root) so code scanning can map it."""
+    return urllib.parse.quote(os.path.relpath(path).replace(os.sep, "/"))
+
+
+def _sarif_region(span) -> dict:
+    # SARIF lines/columns are 1-based with an exclusive endColumn, as ours are; only keep the
+    # region well-formed (end not before start on the same line, nothing below 1)
+    line, column = max(span.line, 1), max(span.column, 1)
+    end_line = max(span.end_line, line)
+    end_column = max(span.end_column, column) if end_line == line else max(span.end_column, 1)
+    return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
+
+
 def check_sarif(results) -> dict:
-    rules, rule_index, sarif_results = [], {}, []
+    rules, rule_index, sarif_results, notifications = [], {}, [], []
 
     def rule_id(code: str) -> int:
         if code not in rule_index:
@@ -79,19 +117,19 @@ def check_sarif(results) -> dict:
         return rule_index[code]
 
     for path, analysis, problem in results:
+        if problem:   # e.g. a missing file: a tool failure, not a finding, but never silently dropped
+            notifications.append({"level": "error", "message": {"text": problem},
+                                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": _artifact_uri(path)}}}]})
         if analysis is None:
             continue
         for d in analysis.diagnostics:
             level = {"error": "error", "warning": "warning"}.get(d.severity, "note")
             res = {"ruleId": d.code, "ruleIndex": rule_id(d.code), "level": level, "message": {"text": d.message},
                    "locations": [{"physicalLocation": {
-                       "artifactLocation": {"uri": os.path.relpath(d.span.file)},
-                       "region": {"startLine": d.span.line, "startColumn": d.span.column,
-                                  "endLine": d.span.end_line, "endColumn": max(d.span.end_column, d.span.column)}}}]}
+                       "artifactLocation": {"uri": _artifact_uri(d.span.file)}, "region": _sarif_region(d.span)}}]}
             if d.related:
                 res["relatedLocations"] = [{"id": i, "message": {"text": r.message}, "physicalLocation": {
-                    "artifactLocation": {"uri": os.path.relpath(r.span.file)},
-                    "region": {"startLine": r.span.line, "startColumn": r.span.column}}}
+                    "artifactLocation": {"uri": _artifact_uri(r.span.file)}, "region": _sarif_region(r.span)}}
                     for i, r in enumerate(d.related)]
             if d.kernel_message:
                 res["properties"] = {"kernelMessage": d.kernel_message, "program": d.program}
@@ -99,6 +137,8 @@ def check_sarif(results) -> dict:
     return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
             "runs": [{"tool": {"driver": {"name": "bpf-lsp", "version": __version__,
                                           "informationUri": "https://github.com/bpf-lsp/bpf-lsp", "rules": rules}},
+                      "invocations": [{"executionSuccessful": not notifications,
+                                       "toolExecutionNotifications": notifications}],
                       "results": sarif_results}]}
 
 
@@ -128,16 +168,59 @@ def check_text(results, out) -> None:
                 print(f"{os.path.relpath(path)}: {p.name} ({p.section}): {p.verdict}", file=out)
 
 
+def kernel_cross_check(results) -> tuple[dict, str | None]:
+    """({path: [Comparison] or the reason that file could not be loaded}, reason the kernel cannot be asked at all)."""
+    from .kernel_check import KernelUnavailable, cross_check, unavailable_reason
+    reason = unavailable_reason()
+    out = {}
+    for path, analysis, _ in results:
+        if analysis is None or analysis.obj is None:
+            continue   # nothing compiled: there is no object to load
+        try:
+            out[path] = reason or cross_check(analysis)
+        except KernelUnavailable as e:
+            out[path] = str(e)
+    return out, reason
+
+
+def kernel_text(kernel: dict, reason: str | None, out) -> None:
+    """Per program: our verdict, the kernel's, where and why, and whether they agree."""
+    if reason:
+        print(f"kernel cross-check unavailable: {reason}", file=out)
+        return
+    print(f"kernel cross-check (Linux {platform.release()}):", file=out)
+    for path, checked in kernel.items():
+        rel = os.path.relpath(path)
+        if isinstance(checked, str):
+            print(f"{rel}: kernel cross-check unavailable: {checked}", file=out)
+            continue
+        for c in checked:
+            k = c.kernel
+            theirs = "no verdict" if k is None else k.verdict + (f" at line {k.line}" if k.line else "")
+            section = f" ({k.section})" if k else ""
+            print(f"{rel}: {c.program}{section}: bpf-lsp {c.ours or 'no verdict'}, kernel {theirs}: {c.summary}",
+                  file=out)
+            for line in (k.message if k else ()):
+                print(f"  kernel: {line}", file=out)
+            if k and k.note:
+                print(f"  note: {k.note}", file=out)
+
+
 def cmd_check(args) -> int:
     results = _analyze_paths(args)
+    # the cross-check only informs: the exit code below stays bpf-lsp's own verdict
+    kernel, reason = kernel_cross_check(results) if args.kernel else (None, None)
     if args.format == "json":
-        json.dump(check_json(results), sys.stdout, indent=2)
+        json.dump(check_json(results, kernel), sys.stdout, indent=2)
         print()
     elif args.format == "sarif":
         json.dump(check_sarif(results), sys.stdout, indent=2)
         print()
     else:
         check_text(results, sys.stdout)
+    if kernel is not None:
+        # keep json/sarif on stdout parseable: the comparison goes to stderr there
+        kernel_text(kernel, reason, sys.stdout if args.format == "text" else sys.stderr)
     compile_failed = any(a is None or (a.obj is None and any(d.severity == "error" for d in a.compiler_diagnostics))
                          for _, a, _ in results)
     if compile_failed:
@@ -196,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="verify files and print findings like a compiler")
     c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     c.add_argument("--budget", type=int, help="verifier instruction budget per program")
+    c.add_argument("--kernel", action="store_true",
+                   help="also load each program into the running kernel (root or CAP_BPF) and show its verdict "
+                        "beside ours; informational: the exit code stays bpf-lsp's own")
     common(c)
     c.add_argument("paths", nargs="+", metavar="PATH", help="BPF C sources or .o objects")
     c.set_defaults(func=cmd_check)

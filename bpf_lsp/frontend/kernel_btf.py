@@ -17,7 +17,7 @@ from pathlib import Path
 from .btf import Btf, BtfError, Kind
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class KernelFacts:
     struct_names: frozenset[str] = frozenset()
     # tracepoint name -> per argument: ("ptr", struct name) or ("scalar", "")
     tracepoints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    rcu_fields: frozenset[tuple[str, str]] = frozenset()   # (struct, member) tagged __rcu
     source: str = ""
 
 
@@ -80,12 +81,21 @@ def _load(path: str) -> KernelFacts:
 
 def _extract(btf: Btf, path: str) -> KernelFacts:
     names = set()
+    rcu: set[tuple[str, str]] = set()
     tps: dict[str, tuple[tuple[str, str], ...]] = {}
     for t in btf.types:
         if t is None:
             continue
         if t.kind == Kind.STRUCT and t.name:
             names.add(t.name)
+            for m in t.members or ():
+                if not m.name:
+                    continue
+                try:
+                    if "rcu" in btf.pointee_tags(m.type_id):
+                        rcu.add((t.name, m.name))
+                except BtfError:
+                    pass
         elif t.kind == Kind.TYPEDEF and t.name.startswith("btf_trace_"):
             try:
                 ptr = btf[btf.resolve(t.type_id)]
@@ -103,4 +113,4 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                 tps[t.name[len("btf_trace_"):]] = tuple(args)
             except BtfError:
                 continue
-    return KernelFacts(True, frozenset(names), tps, path)
+    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), path)

@@ -19,7 +19,7 @@ def environment_for(prog: Program, facts: KernelFacts, budget: int, records: Rec
     ctx_args: list[tuple[str, str]] = []
     if prog.prog_type == "tracing" and prog.section.startswith(("tp_btf/", "?tp_btf/")):
         ctx_args = list(facts.tracepoints.get(prog.attach_target, ()))
-    return Environment(records=records, ctx_args=ctx_args, budget=budget)
+    return Environment(records=records, ctx_args=ctx_args, budget=budget, rcu_fields=facts.rcu_fields)
 
 
 def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | None = None,

@@ -199,6 +199,7 @@ class State:
     rcu_depth: int = 0
     rcu_at: int = -1
     preempt_depth: int = 0
+    preempt_at: int = -1
     in_graph_callback: bool = False
     path_line: int = -1            # last instruction on this path that starts a source line
     prev_line: int = -1            # the one before it
@@ -209,7 +210,8 @@ class State:
 
     def copy(self) -> "State":
         return State([f.copy() for f in self.frames], dict(self.refs), self.lock, self.rcu_depth,
-                     self.rcu_at, self.preempt_depth, self.in_graph_callback, self.path_line, self.prev_line)
+                     self.rcu_at, self.preempt_depth, self.preempt_at, self.in_graph_callback, self.path_line,
+                     self.prev_line)
 
     # --- every place a value lives: registers and spilled stack slots of all frames ---
     def map_values(self, fn) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..frontend import isa
+from ..frontend.btf import BtfError
 from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KfuncRef, KsymRef, MapRef, Program,
                                 SubprogRef)
@@ -22,6 +23,7 @@ from .domain import (ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, M
                      scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import live_registers
+from .btf_safety import RCU_PROTECTED_KPTRS, walked_pointer
 from .records import LIST_HEAD, LIST_NODE, RB_NODE, RB_ROOT, RecordBuilder
 from .scalars import alu_scalar, branch_outcome, refine_branch
 
@@ -40,6 +42,12 @@ PACKET_FIELDS = {
     "lwt_xmit": {76: PACKET, 80: PACKET_END},
 }
 TRACING_CTX_TYPES = ("tracing", "lsm", "struct_ops")
+SKB_SK_FIELD = {"sched_cls": 168, "sched_act": 168, "cgroup_skb": 168, "sk_skb": 168}
+# check_map_prog_compatibility(): these may not use maps holding a list head or rbtree root
+TRACING_PROG_TYPES = {"kprobe", "tracepoint", "perf_event", "raw_tracepoint", "raw_tracepoint_writable"}
+SLEEPABLE_SECTIONS = ("fentry.s/", "fexit.s/", "fmod_ret.s/", "lsm.s/", "iter.s/", "uprobe.s", "uretprobe.s",
+                      "struct_ops.s/", "syscall")
+HELPER_EXPECTED = {K.RINGBUF_MEM: "ringbuf_mem", K.SOCKET: "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"}
 
 
 class StopPath(Exception):
@@ -53,6 +61,7 @@ class Environment:
     ctx_args: list[tuple[str, str]] = field(default_factory=list)  # per u64 ctx slot: (kind, struct)
     ref_args: tuple[int, ...] = ()         # ctx slots that arrive holding a reference (__ref)
     budget: int = 1_000_000
+    rcu_fields: frozenset = frozenset()    # (struct, member) pointers tagged __rcu in kernel BTF
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Interpreter:
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
         self.pending: list[tuple[int, State]] = []
+        self.sleepable = prog.section.lstrip("?").startswith(SLEEPABLE_SECTIONS)
         # instructions that start a source line: the last one on a path is where the kernel's log
         # (and the user) sees an exit that clang shared between several `return`s
         self.line_insns = {i for i in range(len(prog.origins)) if prog.exact_line_at(i) is not None}
@@ -88,12 +98,29 @@ class Interpreter:
     # ---------------------------------------------------------------- driver
     def run(self) -> VerifyResult:
         main = self.prog.functions[0]
-        self._explore(main.start, self._entry_state())
+        if self._load_time_checks():
+            self._explore(main.start, self._entry_state())
         for fn in self.prog.functions[1:]:
             if fn.is_global and not self.incomplete:
                 self._explore(fn.start, self._global_entry_state(fn))
         return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
                             self.visited, self.states, self.unsupported)
+
+    def in_rcu_cs(self, st: State) -> bool:
+        """in_rcu_cs(): an explicit RCU section, a held lock, or any non-sleepable program."""
+        return bool(st.rcu_depth or st.lock is not None or not self.sleepable)
+
+    def _load_time_checks(self) -> bool:
+        """Rules the kernel applies to the whole program before walking it (false: it is rejected)."""
+        if self.prog.prog_type in TRACING_PROG_TYPES:
+            for insn in self.prog.insns:
+                meaning = self.prog.meanings.get(insn.idx)
+                if isinstance(meaning, (MapRef, DataRef)):
+                    rec = self.records.for_type(meaning.map.value_type_id)
+                    if rec.valid and rec.roots:
+                        self._report(finding("tracing-graph", insn.idx, prog_type=self.prog.prog_type))
+                        return False
+        return True
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -377,9 +404,14 @@ class Interpreter:
         elif base.type == CTX:
             value = self._ctx_load(off, size)
         elif base.type == MAP_VALUE and not base.var_off:
-            value = self._map_value_load(st, base, off, size)
+            self._special_field_access(insn, base, off, size)
+            value = self._map_value_load(st, base, off, size, insn)
+        elif base.type == MAP_VALUE:
+            self._var_off_map_access(insn, base)
         elif base.type == BTF_ID:
-            value = self._btf_load(insn, base, off, size)
+            if base.has(ALLOC):
+                self._special_field_access(insn, base, off, size)
+            value = self._btf_load(insn, base, off, size, st)
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
             value = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
         st.cur.regs[insn.dst] = value
@@ -393,12 +425,19 @@ class Interpreter:
             value = scalar_const(insn.imm)
         if base.type == STACK:
             self._stack_write(st, base, off, insn.size, value)
+        elif base.type == MAP_VALUE and base.var_off:
+            self._var_off_map_access(insn, base)
         elif base.type == MAP_VALUE and not base.var_off:
+            self._special_field_access(insn, base, off, insn.size)
             rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
             if rec is not None and rec.valid:
                 kptr = rec.kptrs.get(off)
+                if kptr is not None and insn.size != 8:
+                    self._fail(finding("kptr-size", insn.idx))
                 if kptr is not None and kptr.referenced and not (value.is_const and value.const == 0):
                     self._fail(finding("store-referenced-kptr", insn.idx, off=off))
+        elif base.type == BTF_ID and base.has(ALLOC):
+            self._special_field_access(insn, base, off, insn.size)
 
     def _atomic(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.dst, write=True)
@@ -449,43 +488,90 @@ class Interpreter:
         kind = PACKET_FIELDS.get(ptype, {}).get(off)
         if kind is not None:
             return Reg(kind)
+        if ptype in SKB_SK_FIELD and off == SKB_SK_FIELD[ptype] and size == 8:
+            # __sk_buff->sk: a socket the program does not own, maybe NULL
+            return Reg(SOCKET, type_name="bpf_sock", flags=frozenset({MAYBE_NULL}), id=self._new_id())
         return UNKNOWN
 
-    def _map_value_load(self, st: State, base: Reg, off: int, size: int) -> Reg:
+    def _special_field_access(self, insn: Insn, base: Reg, off: int, size: int) -> None:
+        """Locks, heads and nodes belong to their kfuncs: no direct loads or stores; kptrs whole only."""
+        if base.type == MAP_VALUE:
+            rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
+            variant = ""
+            if rec is not None and rec.valid:
+                for k in rec.kptrs.values():
+                    if k.off < off + size and off < k.off + 8 and off != k.off:
+                        self._fail(finding("kptr-misaligned", insn.idx, expected=k.off, off=off))
+        else:
+            rec = self.records.for_type(base.btf_id)
+            variant = "object"
+        if rec is None or not rec.valid:
+            return
+        for foff, (name, fsize) in rec.special.items():
+            if off < foff + fsize and foff < off + size:
+                self._fail(finding("special-field-access", insn.idx, field=name, variant=variant))
+
+    def _var_off_map_access(self, insn: Insn, base: Reg) -> None:
+        rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
+        if rec is not None and rec.valid and rec.kptrs:
+            # the access could land on a kptr; the kernel refuses it outright
+            self._fail(finding("kptr-var-off", insn.idx))
+
+    def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid:
             return UNKNOWN
         kptr = rec.kptrs.get(off)
+        if kptr is not None and size != 8:
+            self._fail(finding("kptr-size", insn.idx))
         if kptr is not None and size == 8:
             flags = {MAYBE_NULL}
-            flags.add(RCU if st.rcu_depth and kptr.referenced else UNTRUSTED)
+            protected = kptr.type_name in RCU_PROTECTED_KPTRS or (
+                kptr.local and self.records.for_type(kptr.btf_id).refcount_off is not None)
+            flags.add(RCU if kptr.referenced and protected and self.in_rcu_cs(st) else UNTRUSTED)
             if kptr.local:
                 flags.add(ALLOC)
             return Reg(BTF_ID, type_name=kptr.type_name, btf_id=kptr.btf_id, flags=frozenset(flags),
                        id=self._new_id())
         return UNKNOWN
 
-    def _btf_load(self, insn: Insn, base: Reg, off: int, size: int) -> Reg:
-        """Loads through BTF pointers give scalars, or untrusted pointers for pointer fields."""
+    def _btf_load(self, insn: Insn, base: Reg, off: int, size: int, st: State) -> Reg:
+        """Loads through BTF pointers give scalars, or pointers whose trust follows check_ptr_to_btf_access."""
         btf = self.btf
         if btf is None or not base.type_name or size != 8:
             return UNKNOWN
         try:
-            st = btf.struct_by_name(base.type_name)
-            if st is None or st.kind.name != "STRUCT":
+            struct = btf.struct_by_name(base.type_name)
+            if struct is None or struct.kind.name != "STRUCT":
                 return UNKNOWN
-            path = btf.member_at(st.id, off)
+            path = btf.member_at(struct.id, off)
             if not path:
                 return UNKNOWN
-            _, leaf = path[-1]
+            field_name, leaf = path[-1]
             t = btf[btf.resolve(leaf.id)] if hasattr(leaf, "id") else None
             if t is not None and t.kind.name == "PTR":
                 target = btf[btf.resolve(t.type_id)]
                 if target.kind.name in ("STRUCT", "UNION") and target.name:
-                    return Reg(BTF_ID, type_name=target.name, flags=frozenset({UNTRUSTED}))
-        except Exception:  # BTF walk is best effort: a scalar is the safe answer
+                    return self._walked(st, base, field_name, target.name)
+        except (BtfError, KeyError, IndexError, AttributeError):  # malformed BTF: a scalar is the safe answer
             return UNKNOWN
         return UNKNOWN
+
+    def _walked(self, st: State, base: Reg, field_name: str, target: str) -> Reg:
+        trusted_base = not base.maybe_null and (base.ref_obj_id or base.has(TRUSTED) or base.has(RCU)) \
+            and not base.has(UNTRUSTED)
+        if base.has(ALLOC) or not trusted_base:
+            return Reg(BTF_ID, type_name=target, flags=frozenset({UNTRUSTED}))
+        kind = walked_pointer(base.type_name, field_name, (base.type_name, field_name) in self.env.rcu_fields)
+        if kind == "trusted":
+            return Reg(BTF_ID, type_name=target, flags=frozenset({TRUSTED}))
+        if kind == "trusted_or_null":
+            return Reg(BTF_ID, type_name=target, flags=frozenset({TRUSTED, MAYBE_NULL}), id=self._new_id())
+        if kind in ("rcu", "rcu_or_null") and self.in_rcu_cs(st):
+            flags = {RCU} | ({MAYBE_NULL} if kind == "rcu_or_null" else set())
+            return Reg(BTF_ID, type_name=target, flags=frozenset(flags), id=self._new_id() if MAYBE_NULL in flags else 0)
+        # walking any other pointer gives the old, neither trusted nor untrusted PTR_TO_BTF_ID
+        return Reg(BTF_ID, type_name=target)
 
     def _ld_imm64(self, insn: Insn, st: State) -> None:
         meaning = self.prog.meanings.get(insn.idx)
@@ -515,9 +601,13 @@ class Interpreter:
         # NULL checks: a maybe-NULL pointer compared with 0
         ptr, other = (dst, src) if dst.is_pointer else (src, dst)
         if ptr.is_pointer and other.type == SCALAR and other.is_const and other.const == 0 and op in (isa.JEQ, isa.JNE):
-            if not ptr.maybe_null:
-                # a valid pointer is never NULL: only one way is possible
+            if not ptr.maybe_null and _not_null(ptr):
+                # a pointer known to be valid is never NULL: only one way is possible
                 return insn.jump_target if op == isa.JNE else insn.idx + 1
+            if not ptr.maybe_null:
+                # e.g. an RCU or plain BTF pointer: the kernel explores both ways, unchanged
+                self.pending.append((insn.jump_target, st.copy()))
+                return insn.idx + 1
             taken_null = op == isa.JEQ
             other_st = st.copy()
             self._mark_null_check(other_st, ptr, is_null=not taken_null)  # fall-through state
@@ -575,12 +665,14 @@ class Interpreter:
         fr = st.cur
         if len(st.frames) > 1:
             r0 = fr.regs[0]
-            if r0.type == NOT_INIT:
-                self._fail(finding("uninitialized-register", insn.idx, reg=0))
-            if fr.callback:
-                # a callback's body was explored on its own branch: the path ends here
+            if fr.callback == "rbtree_less":
+                # `less` was explored on its own branch; bpf_rbtree_add's effects are on the main path
                 return None
             st.frames.pop()
+            if fr.callback:
+                # bpf_loop: back in the caller after the helper, with whatever the callback acquired
+                self._clobber(st, UNKNOWN)
+                return fr.callsite + 1
             caller = st.cur
             caller.regs[0] = r0
             for r in CALLER_SAVED:
@@ -604,7 +696,12 @@ class Interpreter:
                          key=("reference-leak", path, ref.acquired_at))
         if st.rcu_depth:
             self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path, "path_prev": prev}))
+        if st.preempt_depth:
+            self._report(finding("preempt-at-exit", insn.idx, related={"locked": st.preempt_at, "path": path,
+                                                                        "path_prev": prev}))
         r0 = st.cur.regs[0]
+        if self.prog.prog_type == "struct_ops":
+            return   # void members need no value; pointer returns are checked by the struct_ops rules
         if r0.type == NOT_INIT:
             self._report(finding("uninitialized-register", insn.idx, reg=0))
         elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
@@ -629,14 +726,24 @@ class Interpreter:
                                  lock=st.lock.holder))
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
+        if isinstance(meaning, HelperRef) and (sem is None or sem.effect != K.EFFECT_KPTR_XCHG):
+            self._no_indirect_kptr(insn, st)
         if sem is None:
             # a function outside our table: no ownership effect known; result is a number
             self._clobber(st, UNKNOWN)
             return insn.idx + 1
-        if sem.prog_types and self.prog.prog_type in K.GENERIC_PROGS | K.CPUMASK_PROGS and \
-                self.prog.prog_type not in sem.prog_types:
+        if sem.prog_types and self.prog.prog_type != "unknown" and self.prog.prog_type not in sem.prog_types:
             self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
         return CallChecker(self, insn, st, sem).run()
+
+    def _no_indirect_kptr(self, insn: Insn, st: State) -> None:
+        for r in CALLER_SAVED:
+            reg = st.cur.regs[r]
+            if reg.type != MAP_VALUE or reg.map is None:
+                continue
+            rec = self.records.for_type(reg.map.value_type_id)
+            if rec.valid and any(k.off <= reg.off < k.off + 8 for k in rec.kptrs.values()):
+                self._fail(finding("kptr-indirect", insn.idx, reg=r))
 
     def _subprog_call(self, insn: Insn, st: State, ref: SubprogRef) -> int | None:
         fn = self.prog.function_at(ref.target)
@@ -750,14 +857,27 @@ class CallChecker:
             return
         trusted_checked = self.sem.has(K.TRUSTED_ARGS) or self.sem.has(K.RELEASE) or self.sem.has(K.RCU) \
             or kind in (K.ALLOC_OBJ, K.REFCOUNTED_OBJ)
+        if self.sem.is_helper and kind in HELPER_EXPECTED:
+            # helper release arguments are type-checked first (check_reg_type): NULL-able or dead fails here
+            expected = HELPER_EXPECTED[kind]
+            ok_type = (kind == K.RINGBUF_MEM and reg.type == MEM and reg.has(RINGBUF)) or \
+                (kind == K.SOCKET and reg.type in (SOCKET, BTF_ID))
+            if not ok_type or reg.maybe_null:
+                tomb = reg.tomb
+                self.fail("helper-arg-type", related=self._tomb_related(reg), reg=r, type=reg.type_str(),
+                          expected=expected, state=self._state_words(reg), reason=tomb.reason if tomb else "",
+                          release_call=tomb.via if tomb else "")
+        if not self.sem.is_helper and reg.is_pointer and reg.maybe_null and reg.off and kind not in (K.IGNORED,):
+            self.fail("modified-null-ptr", related=self.it._acq_rel(reg, self.st), reg=r, type=reg.type_str(),
+                      off=reg.off)
         if reg.is_pointer and reg.maybe_null and not arg.nullable:
             if self.sem.is_helper:
-                if kind in (K.RINGBUF_MEM, K.SOCKET, K.KPTR_NEW, K.MEM, K.MAP_KEY, K.MAP_VALUE_MEM):
-                    if kind != K.KPTR_NEW:
-                        self.it._report(finding("helper-null-arg", self.insn.idx, func=self.sem.name, arg=i,
-                                                related=self.it._acq_rel(reg, self.st)))
-                        self.it._mark_null_check(self.st, reg, is_null=False)
-                        reg = self.regs[r]
+                if kind in (K.KPTR_NEW, K.MEM, K.MAP_KEY, K.MAP_VALUE_MEM):
+                    variant = "local" if kind == K.KPTR_NEW and reg.has(ALLOC) else ""
+                    self.it._report(finding("helper-null-arg", self.insn.idx, func=self.sem.name, arg=r,
+                                            variant=variant, related=self.it._acq_rel(reg, self.st)))
+                    self.it._mark_null_check(self.st, reg, is_null=False)
+                    reg = self.regs[r]
             elif trusted_checked or kind in (K.LIST_NODE, K.RB_NODE_ADD, K.RB_NODE_REMOVE, K.KERNEL_OBJ):
                 self.it._report(finding("null-arg", self.insn.idx, func=self.sem.name, arg=i, reg=r,
                                         related=self.it._acq_rel(reg, self.st)),
@@ -770,6 +890,13 @@ class CallChecker:
         handler = getattr(self, "arg_" + kind, None)
         if handler is not None:
             handler(i, r, reg, arg, trusted_checked)
+
+    @staticmethod
+    def _tomb_related(reg: Reg) -> dict:
+        tomb = reg.tomb
+        if tomb is None:
+            return {}
+        return {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
 
     def _state_words(self, reg: Reg) -> str:
         if reg.type == SCALAR and reg.tomb is not None:
@@ -797,13 +924,19 @@ class CallChecker:
         if tomb is not None:
             related = {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
         if self.sem.has(K.RCU) and reg.type == BTF_ID:
-            self.fail("not-referenced-or-trusted", related=related, reg=r, state="not_rcu",
-                      key=("rcu", self.insn.idx))
+            self.fail("not-rcu-pointer", related=related, reg=r, state="not_rcu")
         self.fail("not-referenced-or-trusted", related=related, reg=r, state=self._state_words(reg),
                   reason=tomb.reason if tomb else "", release_call=tomb.via if tomb else "",
                   key=("not-referenced-or-trusted", tomb.at if tomb else self.insn.idx))
 
     def arg_kernel_obj(self, i, r, reg, arg, trusted_checked):
+        if reg.type == SCALAR:
+            # a number where a struct pointer belongs: get_kfunc_ptr_arg_type() treats it as memory
+            tomb = reg.tomb
+            self.fail("kfunc-arg-not-pointer", related=self._tomb_related(reg), arg=i, reg=r,
+                      btf_type=arg.btf_type, state=self._state_words(reg), reason=tomb.reason if tomb else "",
+                      release_call=tomb.via if tomb else "",
+                      key=("kfunc-arg-not-pointer", tomb.at if tomb else self.insn.idx))
         if trusted_checked:
             self._need_trusted(r, reg, arg)
 
@@ -812,10 +945,16 @@ class CallChecker:
         if not (reg.type == BTF_ID and reg.has(ALLOC)) or reg.has(NON_OWN):
             related = {"inserted": reg.nonown_at} if reg.has(NON_OWN) else {}
             self.fail("expected-allocated-object", related=related, arg=i, reg=r, state=self._state_words(reg))
+        if reg.has(PERCPU) != arg.percpu:
+            expected = "bpf_percpu_obj_drop_impl" if reg.has(PERCPU) else "bpf_obj_drop_impl"
+            self.fail("wrong-drop-kfunc", arg=i, reg=r, expected=expected)
         if not reg.ref_obj_id:
             self.fail("allocated-not-referenced", arg=i, reg=r)
 
     def arg_refcounted_obj(self, i, r, reg, arg, trusted_checked):
+        if reg.type == SCALAR:
+            self.fail("refcount-arg-invalid", related=self._tomb_related(reg), arg=i, reg=r,
+                      state=self._state_words(reg))
         self._need_trusted(r, reg, arg)
         if not (reg.type == BTF_ID and reg.has(ALLOC)):
             self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
@@ -826,7 +965,7 @@ class CallChecker:
     def _graph_root(self, i, r, reg, want: str) -> None:
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)
-            holder = ("map", reg.map.name)
+            holder = ("map", reg.map.name, reg.id)
         elif reg.type == BTF_ID and reg.has(ALLOC):
             rec = self.it.records.for_type(reg.btf_id)
             holder = ("obj", reg.ref_obj_id or reg.id)
@@ -835,7 +974,7 @@ class CallChecker:
             return
         root = rec.roots.get(reg.off) if rec.valid else None
         if root is None or root.kind != want:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail("graph-field-not-found", field=want, off=reg.off)
         self.root_arg = (i, reg, root)
         lock = self.st.lock
         if lock is None or lock.holder != holder or lock.off != rec.spin_lock_off:
@@ -864,6 +1003,9 @@ class CallChecker:
         self.node_arg = (i, reg)
 
     def _node_matches(self, i, r, reg, want: str) -> None:
+        rec = self.it.records.for_type(reg.btf_id)
+        if rec.valid and rec.nodes.get(reg.off) != want:
+            self.fail("graph-field-not-found", field=want, off=reg.off)
         root = self.root_arg[2] if self.root_arg else None
         if root is None:
             return
@@ -879,18 +1021,21 @@ class CallChecker:
 
     def arg_rb_node_remove(self, i, r, reg, arg, trusted_checked):
         if self.st.in_graph_callback:
-            self.fail("unsupported", what="bpf_rbtree_remove inside an rbtree callback")
+            self.fail("rbtree-cb-remove")
         if not (reg.type == BTF_ID and reg.has(ALLOC) and (reg.has(NON_OWN) or reg.ref_obj_id)):
             self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
         self._node_matches(i, r, reg, RB_NODE)
         self.node_arg = (i, reg)
 
     def arg_spin_lock(self, i, r, reg, arg, trusted_checked):
+        if self.st.in_graph_callback:
+            self.fail("rbtree-cb-lock")
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)
-            holder = ("map", reg.map.name)
+            holder = ("map", reg.map.name, reg.id)
             if not rec.valid or rec.spin_lock_off is None:
-                self.fail("no-valid-spin-lock", map=reg.map.name, cause=rec.cause or "it has no bpf_spin_lock field")
+                self.fail("no-valid-spin-lock", map=reg.map.name, cause=rec.cause or "it has no bpf_spin_lock field",
+                          variant="btf_map" if reg.map.kind == "map" else "")
         elif reg.type == BTF_ID and reg.has(ALLOC):
             rec = self.it.records.for_type(reg.btf_id)
             holder = ("obj", reg.ref_obj_id or reg.id)
@@ -900,7 +1045,7 @@ class CallChecker:
             self.fail("invalid-deref", reg=r, type=reg.type_str())
             return
         if reg.var_off or reg.off != rec.spin_lock_off:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail("lock-offset", off=reg.off, lock_off=rec.spin_lock_off)
         self.lock_target = (holder, rec.spin_lock_off)
 
     def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
@@ -912,11 +1057,17 @@ class CallChecker:
         kptr = rec.kptrs.get(reg.off)
         if kptr is None or reg.var_off:
             self.fail("not-kptr-offset", off=reg.off, dest=reg.map.name)
+        if not kptr.referenced:
+            self.fail("kptr-unreferenced", off=reg.off, dest=kptr.name)
         self.kptr = kptr
 
     def arg_kptr_new(self, i, r, reg, arg, trusted_checked):
         if reg.type == SCALAR and reg.is_const and reg.const == 0:
             return
+        kptr = self.kptr
+        if kptr is not None and reg.type == BTF_ID and reg.type_name != kptr.type_name:
+            self.fail("kptr-type-mismatch", reg=r, type=f"ptr_{reg.type_name}", expected=f"ptr_{kptr.type_name}",
+                      got=f"struct {reg.type_name} pointer", want=f"struct {kptr.type_name} pointers")
         if not reg.ref_obj_id:
             self.fail("release-non-referenced", reg=r, state=self._state_words(reg))
 
@@ -944,6 +1095,8 @@ class CallChecker:
             return
         idx = sem.release_arg
         reg = self.regs[idx + 1]
+        if reg.ref_obj_id and reg.off:
+            self.fail("nonzero-offset-release", reg=idx + 1)
         if reg.ref_obj_id:
             return
         if sem.is_helper:
@@ -962,6 +1115,21 @@ class CallChecker:
             self.finish(UNINIT)
             st.lock = LockState(holder, off, at)
             return
+        if effect == K.EFFECT_PREEMPT_DISABLE:
+            if not st.preempt_depth:
+                st.preempt_at = at
+            st.preempt_depth += 1
+            self.finish(UNINIT)
+            return
+        if effect == K.EFFECT_PREEMPT_ENABLE:
+            st.preempt_depth = max(st.preempt_depth - 1, 0)
+            self.finish(UNINIT)
+            return
+        if effect == K.EFFECT_THROW:
+            if st.refs:
+                ref = min(st.refs.values(), key=lambda x: x.acquired_at)
+                self.fail("throw-leak", related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
+            raise StopPath   # an exception exit: nothing after it runs
         if effect == K.EFFECT_UNLOCK:
             holder, off = self.lock_target
             if st.lock is None:
@@ -975,6 +1143,8 @@ class CallChecker:
             self.finish(UNINIT)
             return
         if effect == K.EFFECT_RCU_LOCK:
+            if st.rcu_depth:
+                self.fail("rcu-nested", related={"rcu_locked": st.rcu_at})
             if not st.rcu_depth:
                 st.rcu_at = at
             st.rcu_depth += 1
@@ -1046,12 +1216,18 @@ class CallChecker:
             return UNKNOWN
         if ret == K.RET_LOCAL_OBJ:
             type_id = self.local_type[0] if self.local_type else 0
+            problem = it.records.prog_btf_problem()
+            if problem:
+                self.fail("prog-btf-rejected", cause=problem)
             tname = ""
             if it.btf is not None and type_id:
                 try:
-                    tname = it.btf[type_id].name
+                    t = it.btf[it.btf.resolve(type_id)]
+                    tname = t.name
                 except Exception:
-                    tname = ""
+                    t = None
+                if t is None or t.kind.name != "STRUCT":
+                    self.fail("obj-new-not-struct")
             if sem.ref_kind == "percpu_local":
                 flags.add(PERCPU)
             rid = it.acquire(st, sem.ref_kind, at, sem.name, tname)
@@ -1059,6 +1235,8 @@ class CallChecker:
                        ref_obj_id=rid)
         if ret == K.RET_SAME_OBJ:
             src = self.regs[1]
+            if sem.ret_nonnull_if_owned and src.ref_obj_id:
+                flags.discard(MAYBE_NULL)
             rid = it.acquire(st, "local", at, sem.name, src.type_name)
             return Reg(BTF_ID, type_name=src.type_name, btf_id=src.btf_id, flags=frozenset(flags | {ALLOC}),
                        id=vid, ref_obj_id=rid)
@@ -1090,15 +1268,28 @@ class CallChecker:
             k = kptr_old
             if k is None:
                 return UNKNOWN
-            kind = "local" if k.local else k.type_name
+            kind = ("percpu_local" if k.percpu else "local") if k.local else k.type_name
             rid = it.acquire(st, kind, at, sem.name, k.type_name)
-            extra = {ALLOC} if k.local else {TRUSTED}
+            extra = ({ALLOC, PERCPU} if k.percpu else {ALLOC}) if k.local else {TRUSTED}
             return Reg(BTF_ID, type_name=k.type_name, btf_id=k.btf_id, flags=frozenset(flags | extra), id=vid,
                        ref_obj_id=rid)
         return UNKNOWN
 
     def finish(self, r0: Reg) -> None:
         self.it._clobber(self.st, r0)
+
+
+def _not_null(reg: Reg) -> bool:
+    """reg_not_null(): pointer kinds the kernel knows cannot be NULL."""
+    if reg.maybe_null:
+        return False
+    if reg.type in (SOCKET, MAP_VALUE, MAP_PTR):
+        return True
+    if reg.type == MEM:
+        return not reg.has(UNTRUSTED)
+    if reg.type == BTF_ID:
+        return bool(reg.ref_obj_id) or bool(reg.flags & {ALLOC, TRUSTED, NON_OWN}) and not reg.has(UNTRUSTED)
+    return False
 
 
 def _subsumes(old: State, cur: State, live: frozenset | None) -> bool:

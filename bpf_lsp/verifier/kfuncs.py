@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SEMANTICS_VERSION = 1
+SEMANTICS_VERSION = 2
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -78,15 +78,15 @@ EFFECT_CALLBACK_LOOP = "callback_loop"  # bpf_loop: callback(index, ctx)
 EFFECT_TAIL_CALL = "tail_call"
 EFFECT_PREEMPT_DISABLE = "preempt_disable"
 EFFECT_PREEMPT_ENABLE = "preempt_enable"
+EFFECT_THROW = "throw"                  # bpf_throw: an exception exit
 
 # Program types a kfunc set is registered for (register_btf_kfunc_id_set calls).
-GENERIC_PROGS = frozenset({"tracing", "sched_cls", "sched_act", "xdp", "struct_ops", "syscall",
-                           "cgroup_skb", "netfilter", "lsm", "socket_filter", "sk_skb",
-                           "raw_tracepoint", "tracepoint", "kprobe", "perf_event", "cgroup",
-                           "sock_ops", "sk_msg", "sk_lookup", "flow_dissector", "lwt_in",
-                           "lwt_out", "lwt_xmit", "sk_reuseport", "raw_tracepoint_writable"})
+# kernel/bpf/helpers.c kfunc_init(): generic_kfunc_set is registered for these hooks only
+# (LSM programs share the tracing hook; the cgroup hook covers the BPF_PROG_TYPE_CGROUP_* types).
+GENERIC_PROGS = frozenset({"tracing", "lsm", "sched_cls", "xdp", "struct_ops", "syscall", "cgroup_skb",
+                           "cgroup"})
 TASK_PROGS = GENERIC_PROGS
-CPUMASK_PROGS = frozenset({"tracing", "lsm", "struct_ops", "syscall"})
+CPUMASK_PROGS = frozenset({"tracing", "lsm", "struct_ops", "syscall"})   # kernel/bpf/cpumask.c
 ANY_PROGS = frozenset()          # empty: not restricted by our model
 
 
@@ -96,6 +96,7 @@ class Arg:
     kind: str
     btf_type: str = ""           # struct name for KERNEL_OBJ args
     nullable: bool = False
+    percpu: bool = False         # ALLOC_OBJ: the object must come from bpf_percpu_obj_new
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Semantics:
     summary: str = ""            # the ownership contract, shown on hover
     is_helper: bool = False
     helper_id: int = 0
+    ret_nonnull_if_owned: bool = False   # never NULL when its argument is an owning reference
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -147,12 +149,12 @@ _KFUNCS: list[Semantics] = [
     Semantics("bpf_obj_drop_impl", (Arg("p__alloc", ALLOC_OBJ), Arg("meta__ign", IGNORED)),
               RET_VOID, _f(RELEASE), releases="local", prog_types=GENERIC_PROGS,
               summary="frees an object: takes an owning reference; every copy of it becomes invalid"),
-    Semantics("bpf_percpu_obj_drop_impl", (Arg("p__alloc", ALLOC_OBJ), Arg("meta__ign", IGNORED)),
+    Semantics("bpf_percpu_obj_drop_impl", (Arg("p__alloc", ALLOC_OBJ, percpu=True), Arg("meta__ign", IGNORED)),
               RET_VOID, _f(RELEASE), releases="percpu_local", prog_types=GENERIC_PROGS,
               summary="frees a per-CPU object: takes an owning reference"),
     Semantics("bpf_refcount_acquire_impl", (Arg("p__refcounted_kptr", REFCOUNTED_OBJ), Arg("meta__ign", IGNORED)),
               RET_SAME_OBJ, _f(ACQUIRE, RET_NULL, RCU), ref_kind="local", graph_api=True,
-              prog_types=GENERIC_PROGS,
+              prog_types=GENERIC_PROGS, ret_nonnull_if_owned=True,
               summary="takes a new owning reference (or NULL) to a refcounted object; accepts an owning or "
                       "non-owning reference, so it keeps an object alive past `bpf_spin_unlock`"),
     # --- linked lists ---
@@ -260,6 +262,8 @@ _KFUNCS += [
               summary="disables preemption until `bpf_preempt_enable`"),
     Semantics("bpf_preempt_enable", (), RET_VOID, _f(), EFFECT_PREEMPT_ENABLE,
               summary="re-enables preemption"),
+    Semantics("bpf_throw", (Arg("cookie", SCALAR),), RET_VOID, _f(), EFFECT_THROW, prog_types=GENERIC_PROGS,
+              summary="throws a BPF exception: the program ends here, so no reference may be held"),
     # --- BPF qdisc (net/sched/bpf_qdisc.c) ---
     Semantics("bpf_qdisc_skb_drop", (Arg("skb", KERNEL_OBJ, "sk_buff"), Arg("to_free_list", ANY)), RET_VOID,
               _f(RELEASE), releases="sk_buff", prog_types=frozenset({"struct_ops"}),

@@ -71,6 +71,41 @@ class RecordBuilder:
         self.btf = btf
         self.kernel_names = kernel_struct_names
         self._cache: dict[int, Record] = {}
+        self._btf_problem: str | None = None
+
+    def prog_btf_problem(self) -> str:
+        """Why the kernel would refuse this object's BTF as a whole ("" when it accepts it).
+
+        btf_parse_struct_metas() validates every struct with graph fields when the BTF is loaded:
+        a head/root needs a bpf_spin_lock in the same struct, a node type used by both a list and
+        an rbtree needs a bpf_refcount, `__contains` must name a complete type.
+        """
+        if self._btf_problem is not None:
+            return self._btf_problem
+        self._btf_problem = ""
+        btf = self.btf
+        if btf is None:
+            return ""
+        try:
+            for t in btf.types:
+                if t is None or t.kind != Kind.STRUCT or t.name in SPECIAL_STRUCTS or not t.members:
+                    continue
+                names = {btf[btf.resolve(m.type_id)].name for m in t.members}
+                if not names & SPECIAL_STRUCTS:
+                    continue
+                rec = self.for_type(t.id)
+                if not rec.valid:
+                    self._btf_problem = f"struct {t.name}: {rec.cause}"
+                elif rec.roots and rec.spin_lock_off is None:
+                    self._btf_problem = f"struct {t.name} has a list head or rbtree root but no bpf_spin_lock"
+                elif LIST_NODE in rec.nodes.values() and RB_NODE in rec.nodes.values() and rec.refcount_off is None:
+                    self._btf_problem = (f"struct {t.name} has both a bpf_list_node and a bpf_rb_node but no "
+                                         "struct bpf_refcount")
+                if self._btf_problem:
+                    break
+        except (BtfError, KeyError, IndexError):
+            pass
+        return self._btf_problem
 
     def for_type(self, type_id: int) -> Record:
         if type_id in self._cache:
