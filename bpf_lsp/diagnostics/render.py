@@ -1,6 +1,8 @@
 """Findings -> source-level diagnostics: ranges, variable names, related places, quick fixes."""
 from __future__ import annotations
 
+import re
+
 from ..codes import CODES
 from ..verifier import kfuncs as K
 from ..verifier.findings import Finding
@@ -9,6 +11,8 @@ from .model import Related, SourceDiagnostic, Span
 from .sources import ProgramSources
 
 EXIT_CODES = {"reference-leak", "lock-held-at-exit", "rcu-held-at-exit"}
+# findings on a memory access through a register: the variable can be read off the expression
+BASE_VARIABLE_CODES = {"non-owning-after-unlock", "use-after-release", "null-deref", "invalid-deref"}
 KIND_WORDS = {"local": "the object", "percpu_local": "the per-CPU object", "ringbuf": "the ring-buffer record",
               "socket": "the socket reference", "task_struct": "the task reference",
               "cgroup": "the cgroup reference", "bpf_cpumask": "the cpumask"}
@@ -50,12 +54,27 @@ def _line(src: ProgramSources, insn: int | None) -> str:
     return str(p.line) if p else "?"
 
 
-def _exit_statement(src: ProgramSources, path: int, prev: int | None) -> int | tuple[str, int]:
+def _null_check(var: str | None) -> re.Pattern | None:
+    """`if (!e)`, `if (e == NULL)`, `if (NULL == e)`, `if (e == 0)`: the branch where `var` is NULL."""
+    if not var:
+        return None
+    v = re.escape(var)
+    return re.compile(rf"^(\}}\s*)?(else\s+)?if\s*\(\s*(!\s*{v}|{v}\s*==\s*(NULL|0)|(NULL|0)\s*==\s*{v})\s*\)")
+
+
+_INLINE_RETURN = re.compile(r"^((\}\s*)?(else\s+)?if\s*\(.*\)|(\}\s*)?else)\s*(?P<ret>return\b.*)$")
+
+
+def _exit_statement(src: ProgramSources, path: int, prev: int | None,
+                    var: str | None = None) -> int | tuple[str, int, int]:
     """Where a leaking path returns, when clang merged its `return` into a shared exit.
 
-    The shared exit's own line is the closing brace. The path's previous line is the last
-    statement it executed; the first `return` written after it (before the brace) is the one
-    the path took, even when clang hoisted its value and left it no instruction.
+    The shared exit's own line is the closing brace (or a BPF_PROG()-style macro line). The path's
+    previous line is the last statement it executed; the first `return` written after it (before
+    the function's closing brace) is the one the path took, even when clang hoisted its value and
+    left it no instruction -- except a `return` under a NULL check of the leaked variable
+    (`if (!t) return 0;`): on the leaking path the reference is not NULL, so it went on.
+    Returns the instruction, or (file, line, column of the `return`).
     """
     here, before = src.place(path), src.place(prev) if prev is not None and prev >= 0 else None
     if here is None or before is None:
@@ -63,14 +82,44 @@ def _exit_statement(src: ProgramSources, path: int, prev: int | None) -> int | t
     own = src.files.line(here.file, here.line).strip()
     if own.startswith("return") or before.file != here.file or before.line == here.line:
         return path
-    # the exit sits on the closing brace or on a BPF_PROG()-style macro line
     lines = src.files.lines(here.file) or []
-    for line in range(before.line + 1, min(len(lines), before.line + 40) + 1):
+    null_check = _null_check(var)
+    skip_depth = None       # inside `if (!var) { ... }`: the depth its block closes at
+    depth = 0
+    prev_code = ""
+    for line in range(before.line, min(len(lines), before.line + 40) + 1):
         text = lines[line - 1]
         if text.startswith("}"):
             break
-        if text.strip().startswith("return"):
-            return (here.file, line)
+        if line == before.line:
+            # `if (c) return 1;` on the line the path executed last: that return
+            m = _INLINE_RETURN.match(text.split("//")[0].strip())
+            if m and not (null_check is not None and null_check.match(text.strip())):
+                col = len(text) - len(text.lstrip()) + m.start("ret")
+                return (here.file, line, len(text[:col].encode("utf-8")) + 1)
+            continue
+        code = text.split("//")[0].strip()
+        guarded = null_check is not None and bool(null_check.match(code) or null_check.match(prev_code))
+        opens, closes = code.count("{"), code.count("}")
+        if skip_depth is None and null_check is not None and null_check.match(code) and opens > closes:
+            skip_depth = depth
+        depth += opens - closes
+        if skip_depth is not None:
+            if depth <= skip_depth:
+                skip_depth = None
+            prev_code = code
+            continue
+        col = None
+        if code.startswith("return"):
+            col = text.index("return")
+        else:
+            m = _INLINE_RETURN.match(code)
+            if m:
+                col = len(text) - len(text.lstrip()) + m.start("ret")
+        if col is not None and not guarded:
+            return (here.file, line, len(text[:col].encode("utf-8")) + 1)
+        if code:
+            prev_code = code
     return prev
 
 
@@ -87,12 +136,11 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     # where: exits sit on the statement of the leaking path; the rest on the offending expression
     where = path if f.code in EXIT_CODES and path is not None else f.insn
     if f.code in EXIT_CODES:
-        where = _exit_statement(src, where, f.related_insn("path_prev"))
+        leaked = src.acquired_variable(acquired) if f.code == "reference-leak" and acquired is not None \
+            and acquired >= 0 else None
+        where = _exit_statement(src, where, f.related_insn("path_prev"), leaked)
     if isinstance(where, tuple):
-        from .sources import statement_span
-        text = src.files.line(*where)
-        c0, c1 = statement_span(text)
-        span = Span(where[0], where[1], c0, where[1], c1)
+        span = src.statement_span(*where)
     else:
         span = src.span(where, whole_statement=f.code in EXIT_CODES)
     if span is None:
@@ -104,6 +152,9 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
         var = v.name if v else None
     if var is None and acquired is not None and acquired >= 0:
         var = src.acquired_variable(acquired)
+    if var is None and isinstance(reg, int) and f.code in BASE_VARIABLE_CODES:
+        v = src.base_variable(span)
+        var = v.name if v else None
     args["var"] = f"'{var}'" if var else "the pointer"
     args["call"] = f"{K.spelling(f.arg('func', ''))}()" if f.arg("func") else "the call"
     acquire_call = _call_name(src, acquired)

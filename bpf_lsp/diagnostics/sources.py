@@ -18,23 +18,62 @@ from .model import Span
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class SourceFiles:
-    """Source text by path: the editor buffer for the main file, the disk for the rest."""
+# BPF_LSP_AST_RANGES=0 turns the libclang ranges off (the lexical heuristic only)
+AST_RANGES = os.environ.get("BPF_LSP_AST_RANGES", "1") != "0"
 
-    def __init__(self, overrides: dict[str, str] | None = None):
+
+class SourceFiles:
+    """Source text by path: the editor buffer for the main file, the disk for the rest.
+
+    With `options` (the compile's `CompileOptions`), `ast(path)` parses a file with libclang, lazily
+    (only when a finding needs a range in it), for ranges that cover whole expressions. Without
+    them the flags are unknown and only the lexical heuristic below is used.
+    """
+
+    def __init__(self, overrides: dict[str, str] | None = None, options=None):
         self._text: dict[str, list[str] | None] = {}
+        self._raw: dict[str, str | None] = {}
+        self._ast: dict[str, object] = {}
+        self._main: list[str] = []
+        self.options = options
         for path, text in (overrides or {}).items():
-            self._text[os.path.abspath(path)] = text.splitlines()
+            key = os.path.abspath(path)
+            self._text[key] = text.splitlines()
+            self._raw[key] = text
+            self._main.append(key)
+
+    def text(self, path: str) -> str | None:
+        key = os.path.abspath(path)
+        if key not in self._raw:
+            try:
+                with open(key, encoding="utf-8", errors="replace") as f:
+                    self._raw[key] = f.read()
+            except OSError:
+                self._raw[key] = None
+        return self._raw[key]
 
     def lines(self, path: str) -> list[str] | None:
         key = os.path.abspath(path)
         if key not in self._text:
-            try:
-                with open(key, encoding="utf-8", errors="replace") as f:
-                    self._text[key] = f.read().splitlines()
-            except OSError:
-                self._text[key] = None
+            text = self.text(key)
+            self._text[key] = text.splitlines() if text is not None else None
         return self._text[key]
+
+    def ast(self, path: str):
+        """The libclang view of a file (`ranges.FileAst`), or None: no options, no libclang, a failed parse."""
+        if self.options is None or not AST_RANGES:
+            return None
+        key = os.path.abspath(path)
+        if key not in self._ast:
+            self._ast[key] = None
+            text = self.text(key)
+            if text is not None:
+                from . import ranges
+                main = next((m for m in self._main if m != key and m.endswith(".c")), None) \
+                    if not key.endswith(".c") else None
+                self._ast[key] = ranges.file_ast(key, text, self.options, main,
+                                                 self.text(main) if main else None)
+        return self._ast[key]
 
     def line(self, path: str, number: int) -> str:
         lines = self.lines(path)
@@ -147,12 +186,42 @@ class ProgramSources:
         p = self.place(insn)
         if p is None:
             return None
+        r = self._ast_range(p.file, p.line, p.col, whole_statement)
+        if r is not None:
+            return Span(p.file, *r)
         text = self.files.line(p.file, p.line)
         if whole_statement or not text:
             c0, c1 = statement_span(text) if text else (max(p.col, 1), max(p.col, 1) + 1)
         else:
             c0, c1 = expression_span(text, p.col)
         return Span(p.file, p.line, c0, p.line, c1)
+
+    def _ast_range(self, file: str, line: int, col: int, statement: bool):
+        try:
+            ast = self.files.ast(file)
+            if ast is None:
+                return None
+            return ast.statement(line, col) if statement else ast.expression(line, col)
+        except Exception:  # noqa: BLE001 - the lexical heuristic is always there
+            return None
+
+    def statement_span(self, file: str, line: int, col: int = 0) -> Span:
+        """The statement at a column (with its `;`), or the one a line starts (a `return` first)."""
+        r = self._ast_range(file, line, col, True)
+        if r is not None:
+            return Span(file, *r)
+        text = self.files.line(file, line)
+        c0, c1 = expression_span(text, col) if col > 0 and text[_byte_col_to_index(text, col):].startswith(
+            "return") else statement_span(text)
+        return Span(file, line, c0, line, c1)
+
+    def statement_info(self, file: str, line: int, col: int = 0):
+        """`ranges.StatementInfo` for the statement at a place, or None without libclang."""
+        try:
+            ast = self.files.ast(file)
+            return ast.statement_info(line, col) if ast is not None else None
+        except Exception:  # noqa: BLE001
+            return None
 
     def call_text(self, insn: int, name: str) -> str:
         """The source spelling of a call at an instruction, e.g. `bpf_spin_unlock(&glock)`."""
@@ -193,6 +262,30 @@ class ProgramSources:
             return []
         origin = self.prog.origins[insn]
         return [v for v in self.variables if v.section == origin.section and v.lo <= origin.index < v.hi]
+
+    def declared_variable(self, name: str, file: str, line: int) -> VarLocation | None:
+        """The DWARF variable called `name` declared closest above `line` in `file` (its scope)."""
+        best = None
+        for v in self.variables:
+            if v.name != name or v.decl_line > line:
+                continue
+            if v.decl_file and os.path.basename(v.decl_file) != os.path.basename(file):
+                continue
+            if best is None or v.decl_line > best.decl_line:
+                best = v
+        return best
+
+    def base_variable(self, span: Span) -> VarLocation | None:
+        """The variable an access at `span` goes through: `e` in `e->data = 2`, `*p = 1`, `a[i]`.
+
+        For when DWARF has no location for it at the instruction (optimised code often keeps a
+        pointer in a callee-saved register its location list does not cover)."""
+        text = self.files.line(span.file, span.line)
+        i = _byte_col_to_index(text, span.column)
+        m = re.match(r"\(*\s*\*?\s*\(*\s*([A-Za-z_]\w*)\s*(->|\[|\.|\)|=|;|,|$)", text[i:])
+        if m is None:
+            return None
+        return self.declared_variable(m.group(1), span.file, span.line)
 
     def acquired_variable(self, insn: int) -> str | None:
         """The variable that receives the result of the call at `insn` (r0, or a register it moves to)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from .btf import Btf, BtfError, Kind
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class KernelFacts:
     # tracepoint name -> per argument: ("ptr", struct name) or ("scalar", "")
     tracepoints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     rcu_fields: frozenset[tuple[str, str]] = frozenset()   # (struct, member) tagged __rcu
+    # (struct_ops type, member) -> argument positions named *__ref in the kernel's cfi stub
+    struct_ops_refs: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -82,6 +84,7 @@ def _load(path: str) -> KernelFacts:
 def _extract(btf: Btf, path: str) -> KernelFacts:
     names = set()
     rcu: set[tuple[str, str]] = set()
+    stub_refs: dict[tuple[str, str], tuple[int, ...]] = {}
     tps: dict[str, tuple[tuple[str, str], ...]] = {}
     for t in btf.types:
         if t is None:
@@ -96,6 +99,15 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                         rcu.add((t.name, m.name))
                 except BtfError:
                     pass
+        elif t.kind == Kind.FUNC and "__" in t.name.strip("_"):
+            try:
+                proto = btf[t.type_id]
+                refs = tuple(i for i, (pname, _) in enumerate(proto.params or []) if pname.endswith("__ref"))
+            except BtfError:
+                refs = ()
+            if refs:
+                stype, _, member = t.name.partition("__")
+                stub_refs[(stype, member)] = refs
         elif t.kind == Kind.TYPEDEF and t.name.startswith("btf_trace_"):
             try:
                 ptr = btf[btf.resolve(t.type_id)]
@@ -113,4 +125,4 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                 tps[t.name[len("btf_trace_"):]] = tuple(args)
             except BtfError:
                 continue
-    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), path)
+    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, path)

@@ -141,6 +141,15 @@ class Origin:
     index: int                # index inside the ELF section
 
 
+@dataclass(frozen=True)
+class StructOpsMember:
+    """Which struct_ops member a program implements (from the .struct_ops map, as libbpf finds it)."""
+    map_name: str            # the SEC(".struct_ops") variable
+    type_name: str           # e.g. "Qdisc_ops", "tcp_congestion_ops"
+    member: str              # e.g. "enqueue"
+    proto_id: int            # BTF FUNC_PROTO of the member's function pointer (0 when unknown)
+
+
 @dataclass
 class Program:
     name: str
@@ -152,6 +161,7 @@ class Program:
     meanings: dict[int, Meaning]
     functions: list[Function]
     obj: "BpfObject" = field(repr=False)
+    struct_ops: StructOpsMember | None = None
 
     def insn_at(self, idx: int) -> Insn | None:
         return self._by_index.get(idx)
@@ -283,6 +293,7 @@ def _load(data: bytes, path: str) -> BpfObject:
             if t is not None and t.kind == Kind.FUNC:
                 btf_funcs[t.name] = t.id
 
+    struct_ops = _struct_ops_members(elf, sections, symbols, btf) if btf is not None else {}
     linker = _Linker(code, relocs, funcs_by_section, maps, btf_funcs, problems)
     obj = BpfObject(path, data, btf, btf_ext, maps, [], line_tables, problems)
     for sec, funcs in funcs_by_section.items():
@@ -293,8 +304,44 @@ def _load(data: bytes, path: str) -> BpfObject:
                 continue
             kind, target = program_type(sec)
             prog = linker.link(sym, sec, kind, target, obj)
+            prog.struct_ops = struct_ops.get(sym.name)
             obj.programs.append(prog)
     return obj
+
+
+def _struct_ops_members(elf: ELFFile, sections, symbols: list[_Sym], btf: Btf) -> dict[str, StructOpsMember]:
+    """program name -> member, from the relocations of SEC(".struct_ops[.link]") variables."""
+    out: dict[str, StructOpsMember] = {}
+    for s in sections.values():
+        if s["sh_type"] != "SHT_REL":
+            continue
+        target = sections.get(s["sh_info"])
+        if target is None or not target.name.startswith(".struct_ops"):
+            continue
+        datasec = next((t for t in btf.find_by_name(target.name) if t.kind == Kind.DATASEC), None)
+        if datasec is None:
+            continue
+        for rel in s.iter_relocations():
+            idx = rel["r_info_sym"]
+            if idx >= len(symbols):
+                continue
+            prog = symbols[idx].name
+            off = rel["r_offset"]
+            for var_id, var_off, var_size in datasec.vars:
+                if not var_off <= off < var_off + var_size:
+                    continue
+                var = btf[var_id]
+                st = btf[btf.resolve(var.type_id)]
+                path = btf.member_at(st.id, off - var_off)
+                if not path:
+                    continue
+                member, mtype = path[0]
+                proto = 0
+                ptr = btf[btf.resolve(mtype.id)]
+                if ptr.kind == Kind.PTR and btf[btf.resolve(ptr.type_id)].kind == Kind.FUNC_PROTO:
+                    proto = btf.resolve(ptr.type_id)
+                out[prog] = StructOpsMember(var.name, st.name, member, proto)
+    return out
 
 
 def _symbols(elf: ELFFile, sections) -> list[_Sym]:

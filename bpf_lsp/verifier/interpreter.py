@@ -23,12 +23,13 @@ from .domain import (ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, M
                      scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import live_registers
+from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, walked_pointer
 from .records import LIST_HEAD, LIST_NODE, RB_NODE, RB_ROOT, RecordBuilder
 from .scalars import alu_scalar, branch_outcome, refine_branch
 
 MAX_FRAMES = 8
-MAX_STATES_PER_INSN = 32
+MAX_STATES_PER_INSN = 64
 CALLER_SAVED = (1, 2, 3, 4, 5)
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
@@ -62,6 +63,7 @@ class Environment:
     ref_args: tuple[int, ...] = ()         # ctx slots that arrive holding a reference (__ref)
     budget: int = 1_000_000
     rcu_fields: frozenset = frozenset()    # (struct, member) pointers tagged __rcu in kernel BTF
+    member_rules: object = None            # struct_ops.MemberRules of the member this program implements
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Interpreter:
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
         self.pending: list[tuple[int, State]] = []
+        self.ctx_ref_ids: dict[int, int] = {}       # ctx slot -> the reference a __ref argument carries
         self.sleepable = prog.section.lstrip("?").startswith(SLEEPABLE_SECTIONS)
         # instructions that start a source line: the last one on a path is where the kernel's log
         # (and the user) sees an exit that clang shared between several `return`s
@@ -112,6 +115,16 @@ class Interpreter:
 
     def _load_time_checks(self) -> bool:
         """Rules the kernel applies to the whole program before walking it (false: it is rejected)."""
+        so = self.prog.struct_ops
+        if so is not None and self.env.member_rules is None:
+            self._report(finding("struct-ops-member", 0, member=so.member, type=so.type_name))
+            return False
+        if self.env.ref_args:
+            for insn in self.prog.insns:
+                m = self.prog.meanings.get(insn.idx)
+                if isinstance(m, HelperRef) and m.name == "bpf_tail_call":
+                    self._report(finding("ref-arg-tail-call", insn.idx))
+                    return False
         if self.prog.prog_type in TRACING_PROG_TYPES:
             for insn in self.prog.insns:
                 meaning = self.prog.meanings.get(insn.idx)
@@ -132,10 +145,11 @@ class Interpreter:
         regs[10] = Reg(STACK, frameno=0)
         st = State([Frame(regs, {}, -1, 0)])
         for slot in self.env.ref_args:
-            # struct_ops arguments marked __ref arrive holding a reference (spec §5)
+            # struct_ops arguments marked __ref arrive holding a reference (spec §5, do_check_common)
             rid = self._new_id()
             kind, name = self.env.ctx_args[slot] if slot < len(self.env.ctx_args) else ("kernel", "")
             st.refs[rid] = RefState(rid, name or "kernel", 0, "(argument)", name)
+            self.ctx_ref_ids[slot] = rid
         return st
 
     def _global_entry_state(self, fn) -> State:
@@ -236,11 +250,14 @@ class Interpreter:
     def _prune(self, idx: int, st: State) -> bool:
         seen = self.explored.setdefault(idx, [])
         live = self.live.get(idx)
-        for old in seen:
-            if _subsumes(old, st, live):
+        for old in reversed(seen):   # recent states first: the likeliest match in a loop
+            if _subsumes(old, st, live, self.live.get):
                 return True
-        if len(seen) < MAX_STATES_PER_INSN:
-            seen.append(st.copy())
+        # keep the most recent states: in a loop they are the ones later paths of the same
+        # iteration can be pruned against (the kernel evicts rarely-hit states similarly)
+        seen.append(st.copy())
+        if len(seen) > MAX_STATES_PER_INSN:
+            del seen[0]
         return False
 
     # ---------------------------------------------------------------- hover states
@@ -402,7 +419,7 @@ class Interpreter:
         if base.type == STACK:
             value = self._stack_read(st, base, off, size)
         elif base.type == CTX:
-            value = self._ctx_load(off, size)
+            value = self._ctx_load(off, size, st, insn)
         elif base.type == MAP_VALUE and not base.var_off:
             self._special_field_access(insn, base, off, size)
             value = self._map_value_load(st, base, off, size, insn)
@@ -438,6 +455,8 @@ class Interpreter:
                     self._fail(finding("store-referenced-kptr", insn.idx, off=off))
         elif base.type == BTF_ID and base.has(ALLOC):
             self._special_field_access(insn, base, off, insn.size)
+        elif base.type == BTF_ID:
+            self._kernel_object_store(insn, base, off)
 
     def _atomic(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.dst, write=True)
@@ -476,12 +495,18 @@ class Interpreter:
         else:
             fr.stack[slot] = MISC
 
-    def _ctx_load(self, off: int, size: int) -> Reg:
+    def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
         if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
             slot = off // 8
             if slot < len(self.env.ctx_args):
                 kind, name = self.env.ctx_args[slot]
+                if slot in self.env.ref_args:
+                    rid = self.ctx_ref_ids.get(slot)
+                    if rid not in st.refs:
+                        # the argument's reference was released (or never given, in a global function)
+                        self._fail(finding("ctx-ref-released", insn.idx, off=off))
+                    return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}), ref_obj_id=rid)
                 if kind == "ptr":
                     return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}))
             return UNKNOWN
@@ -510,6 +535,24 @@ class Interpreter:
         for foff, (name, fsize) in rec.special.items():
             if off < foff + fsize and foff < off + size:
                 self._fail(finding("special-field-access", insn.idx, field=name, variant=variant))
+
+    def _kernel_object_store(self, insn: Insn, base: Reg, off: int) -> None:
+        """Kernel objects are read-only, except fields a struct_ops type's btf_struct_access allows."""
+        rules = self.env.member_rules
+        if self.prog.prog_type == "struct_ops" and (rules is None or not rules.writable):
+            return   # other struct_ops types (tcp_congestion_ops, ...) have their own write rules
+        if self.prog.prog_type != "struct_ops":
+            self._fail(finding("kernel-store", insn.idx, struct=base.type_name, off=off, variant="read_only"))
+        field = ""
+        if self.btf is not None:
+            try:
+                struct = self.btf.struct_by_name(base.type_name)
+                path = self.btf.member_at(struct.id, off) if struct is not None else []
+                field = path[0][0] if path else ""
+            except (BtfError, KeyError, IndexError, AttributeError):
+                field = ""
+        if (base.type_name, field) not in rules.writable:
+            self._fail(finding("kernel-store", insn.idx, struct=base.type_name, off=off))
 
     def _var_off_map_access(self, insn: Insn, base: Reg) -> None:
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
@@ -683,6 +726,11 @@ class Interpreter:
 
     def _exit_checks(self, insn: Insn, st: State) -> None:
         path = st.path_line
+        rules = self.env.member_rules
+        returned_ref = 0
+        if self.prog.prog_type == "struct_ops" and rules is not None and rules.returns:
+            # a pointer-returning member hands R0's reference back to the kernel (check_reference_leak)
+            returned_ref = st.cur.regs[0].ref_obj_id
         # clang shares one exit between returns: its own line is the closing brace, while the
         # `return` that led here is the previous line on the path, where the user looks
         prev = st.prev_line
@@ -690,6 +738,8 @@ class Interpreter:
             self._report(finding("lock-held-at-exit", insn.idx, related={"locked": st.lock.at, "path": path, "path_prev": prev},
                                  lock=st.lock.holder, lock_off=st.lock.off))
         for ref in sorted(st.refs.values(), key=lambda r: r.acquired_at):
+            if ref.id == returned_ref:
+                continue
             self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path, "path_prev": prev},
                                  ref=ref.id, alloc_insn=ref.acquired_at, via=ref.via, kind=ref.kind,
                                  type_name=ref.type_name),
@@ -701,11 +751,34 @@ class Interpreter:
                                                                         "path_prev": prev}))
         r0 = st.cur.regs[0]
         if self.prog.prog_type == "struct_ops":
-            return   # void members need no value; pointer returns are checked by the struct_ops rules
+            if rules is not None and rules.returns:
+                self._struct_ops_return(insn, st, r0, rules.returns)
+            return   # other members: void or int, not checked
         if r0.type == NOT_INIT:
             self._report(finding("uninitialized-register", insn.idx, reg=0))
         elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
             self._report(finding("invalid-return", insn.idx, type=r0.type_str()))
+
+    def _struct_ops_return(self, insn: Insn, st: State, r0: Reg, want: str) -> None:
+        """check_return_code: a referenced `want` pointer at offset 0, or exactly 0 (NULL)."""
+        related = {"path": st.path_line, "path_prev": st.prev_line}
+        if r0.type == SCALAR:
+            if r0.is_const and r0.const == 0:
+                return
+            if r0.is_const:
+                self._report(finding("struct-ops-return", insn.idx, related=related, variant="const",
+                                     smin=to_signed(r0.const), smax=to_signed(r0.const), want=want))
+            else:
+                tomb = r0.tomb
+                self._report(finding("struct-ops-return", insn.idx, related={**related, **(
+                    {"released": tomb.at, "acquired": tomb.acquired_at} if tomb else {})},
+                    variant="scalar", want=want))
+            return
+        if r0.type == BTF_ID and r0.ref_obj_id and r0.type_name == want and not r0.has(ALLOC):
+            if r0.off:
+                self._report(finding("modified-null-ptr", insn.idx, reg=0, type=r0.type_str(), off=r0.off))
+            return
+        self._report(finding("struct-ops-return", insn.idx, related=related, type=r0.type_str(), want=want))
 
     # -- calls
     def _call(self, insn: Insn, st: State) -> int | None:
@@ -732,6 +805,10 @@ class Interpreter:
             # a function outside our table: no ownership effect known; result is a number
             self._clobber(st, UNKNOWN)
             return insn.idx + 1
+        allowed = SO.KFUNC_MEMBERS.get(name)
+        so = self.prog.struct_ops
+        if allowed is not None and (so is None or (so.type_name, so.member) not in allowed):
+            self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
         if sem.prog_types and self.prog.prog_type != "unknown" and self.prog.prog_type not in sem.prog_types:
             self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
         return CallChecker(self, insn, st, sem).run()
@@ -1049,14 +1126,19 @@ class CallChecker:
         self.lock_target = (holder, rec.spin_lock_off)
 
     def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
-        if reg.type != MAP_VALUE or reg.map is None:
+        if reg.type == MAP_VALUE and reg.map is not None:
+            rec, dest = self.it.records.for_type(reg.map.value_type_id), reg.map.name
+        elif reg.type == BTF_ID and reg.has(ALLOC) and not reg.has(NON_OWN):
+            # a __kptr field inside an object the program owns (bpf_obj_new)
+            rec, dest = self.it.records.for_type(reg.btf_id), f"struct {reg.type_name}"
+        else:
             self.fail("invalid-deref", reg=r, type=reg.type_str())
-        rec = self.it.records.for_type(reg.map.value_type_id)
+            return
         if not rec.valid or not rec.kptrs:
-            self.fail("no-valid-kptr", reg=r, dest=reg.map.name, cause=rec.cause or "the value has no __kptr field")
+            self.fail("no-valid-kptr", reg=r, dest=dest, cause=rec.cause or "the value has no __kptr field")
         kptr = rec.kptrs.get(reg.off)
         if kptr is None or reg.var_off:
-            self.fail("not-kptr-offset", off=reg.off, dest=reg.map.name)
+            self.fail("not-kptr-offset", off=reg.off, dest=dest)
         if not kptr.referenced:
             self.fail("kptr-unreferenced", off=reg.off, dest=kptr.name)
         self.kptr = kptr
@@ -1095,6 +1177,9 @@ class CallChecker:
             return
         idx = sem.release_arg
         reg = self.regs[idx + 1]
+        want = sem.args[idx].btf_type if idx < len(sem.args) else ""
+        if want and reg.type == BTF_ID and reg.type_name and reg.type_name != want and not sem.is_helper:
+            self.fail("kfunc-arg-btf-mismatch", arg=idx, reg=idx + 1, want=want, got=reg.type_name)
         if reg.ref_obj_id and reg.off:
             self.fail("nonzero-offset-release", reg=idx + 1)
         if reg.ref_obj_id:
@@ -1292,25 +1377,33 @@ def _not_null(reg: Reg) -> bool:
     return False
 
 
-def _subsumes(old: State, cur: State, live: frozenset | None) -> bool:
-    """True when exploring `cur` cannot find anything `old`'s exploration did not."""
+def _subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
+    """True when exploring `cur` cannot find anything `old`'s exploration did not.
+
+    Cheap whole-state checks first, then registers from the innermost frame outwards (where
+    loop counters differ), ignoring registers that are dead: in the current function by static
+    liveness, in callers by liveness at their return point.
+    """
     if len(old.frames) != len(cur.frames) or old.lock != cur.lock or old.rcu_depth != cur.rcu_depth \
-            or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback:
+            or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback \
+            or len(old.refs) != len(cur.refs):
         return False
-    if len(old.refs) != len(cur.refs):
-        return False
-    old_refs = sorted((r.kind, r.acquired_at) for r in old.refs.values())
-    cur_refs = sorted((r.kind, r.acquired_at) for r in cur.refs.values())
-    if old_refs != cur_refs:
+    if old.refs and sorted((r.kind, r.acquired_at) for r in old.refs.values()) != \
+            sorted((r.kind, r.acquired_at) for r in cur.refs.values()):
         return False
     idmap: dict[tuple[str, int], int] = {}
-    for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames)):
+    depth = len(old.frames) - 1
+    for d in range(depth, -1, -1):
+        fo, fc = old.frames[d], cur.frames[d]
         if fo.callsite != fc.callsite or fo.callback != fc.callback:
             return False
-        top = depth == len(old.frames) - 1
-        for r in range(10):
-            if top and live is not None and r not in live:
-                continue
+        if d == depth:
+            regs = range(10) if live is None else live
+        else:
+            # a caller's r0-r5 are overwritten when the call returns
+            ret = old.frames[d + 1].callsite + 1
+            regs = [r for r in (6, 7, 8, 9) if r in (live_at(ret) or range(10))]
+        for r in regs:
             if not _reg_subsumes(fo.regs[r], fc.regs[r], idmap):
                 return False
         for slot, ov in fo.stack.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SEMANTICS_VERSION = 2
+SEMANTICS_VERSION = 3
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -274,6 +274,12 @@ _KFUNCS += [
     Semantics("bpf_qdisc_bstats_update", (Arg("sch", KERNEL_OBJ, "Qdisc"), Arg("skb", KERNEL_OBJ, "sk_buff")),
               RET_VOID, _f(TRUSTED_ARGS), prog_types=frozenset({"struct_ops"}),
               summary="updates byte/packet counters; takes no ownership"),
+    Semantics("bpf_qdisc_watchdog_schedule", (Arg("sch", KERNEL_OBJ, "Qdisc"), Arg("expire", SCALAR),
+                                              Arg("delta_ns", SCALAR)),
+              RET_VOID, _f(TRUSTED_ARGS), prog_types=frozenset({"struct_ops"}),
+              summary="arms the qdisc watchdog; takes no ownership"),
+    Semantics("bpf_skb_get_hash", (Arg("skb", KERNEL_OBJ, "sk_buff"),), RET_SCALAR, _f(TRUSTED_ARGS),
+              prog_types=frozenset({"struct_ops"}), summary="the skb's flow hash; takes no ownership"),
 ]
 
 _HELPERS: list[Semantics] = [

@@ -1,0 +1,64 @@
+"""BPF qdisc (struct Qdisc_ops) ownership: our verdicts against the kernel's rules.
+
+The kernel here is built without CONFIG_NET_SCH_BPF, so these fixtures cannot be loaded; each
+carries `// @expect` lines justified from net/sched/bpf_qdisc.c, kernel/bpf/verifier.c and the
+selftests (see tests/fixtures/qdisc/README.md and docs/qdisc-rules.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from conftest import FIXTURES
+
+QDISC = FIXTURES / "qdisc"
+_spec = importlib.util.spec_from_file_location("fixture_expectations", FIXTURES / "expectations.py")
+expectations = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = expectations
+_spec.loader.exec_module(expectations)
+
+
+def _expected(path):
+    # `@expect` uses the `@kernel` grammar; the different word says the kernel could not check it
+    return expectations.parse_expectations_text(path.read_text().replace("// @expect ", "// @kernel "), str(path))
+
+
+def _cases():
+    for path in sorted(QDISC.glob("*.bpf.c")):
+        for prog, exp in _expected(path).items():
+            yield pytest.param(path, prog, exp, id=f"{path.name[:-6]}:{prog}")
+
+
+@pytest.fixture(scope="module")
+def qdisc_analyzer():
+    from bpf_lsp.analysis import Analyzer
+    from bpf_lsp.settings import Settings
+    from conftest import BUILD, corpus_include_dirs
+    settings, _ = Settings().updated({"includeDirs": [*corpus_include_dirs(), str(FIXTURES / "include"),
+                                                      str(QDISC / "include")]})
+    return Analyzer(settings, cache_dir=BUILD / "cache", build_pch_synchronously=True)
+
+
+@pytest.fixture(scope="module")
+def analyses(qdisc_analyzer):
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            cache[path] = qdisc_analyzer.analyze(path.read_text(), str(path))
+        return cache[path]
+    return get
+
+
+@pytest.mark.parametrize("path,prog,exp", list(_cases()))
+def test_qdisc_fixture(analyses, path, prog, exp):
+    analysis = analyses(path)
+    assert not [d for d in analysis.compiler_diagnostics if d.severity == "error"], analysis.compiler_diagnostics
+    report = {p.name: p for p in analysis.programs}.get(prog)
+    assert report is not None, f"program {prog} not found"
+    errors = [d for d in report.diagnostics if d.severity == "error"]
+    assert ("reject" if errors else "accept") == exp.verdict, [(d.code, d.span.line, d.kernel_message) for d in errors]
+    if exp.verdict == "reject" and exp.message:
+        assert any(exp.message in d.kernel_message for d in errors), (exp.message, [d.kernel_message for d in errors])
