@@ -387,10 +387,16 @@ class Interpreter:
         return replace(ptr, var_off=True)
 
     # -- memory
-    def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg:
+    def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg | None:
+        """The pointer an access goes through; None after reporting an access through a dead pointer.
+
+        The path goes on past a dead-pointer access (the loaded value is unknown, the store is
+        dropped) so later, independent mistakes on the same path are found too.
+        """
         reg = self._read(st, r, insn.idx)
         if reg.type == SCALAR:
-            self._bad_deref(insn, st, r, reg)
+            self._bad_deref(insn, st, r, reg, stop=False)
+            return None
         if reg.maybe_null:
             self._report(finding("null-deref", insn.idx, reg=r, type=reg.type_str(),
                                  related=self._acq_rel(reg, st)), key=("null-deref", reg.id or insn.idx))
@@ -400,7 +406,7 @@ class Interpreter:
             self._fail(finding("invalid-deref", insn.idx, reg=r, type=reg.type_str()))
         return reg
 
-    def _bad_deref(self, insn: Insn, st: State, r: int, reg: Reg) -> None:
+    def _bad_deref(self, insn: Insn, st: State, r: int, reg: Reg, stop: bool = True) -> None:
         tomb = reg.tomb
         if tomb is None:
             self._fail(finding("invalid-deref", insn.idx, reg=r, type="scalar"))
@@ -409,10 +415,15 @@ class Interpreter:
         f = finding(code, insn.idx, related=related, reg=r, type="scalar", release_call=tomb.via,
                     insert_call=tomb.inserted_via, reason=tomb.reason)
         # one report per invalidation; later uses of the same dead pointer are the same mistake
-        self._fail(f, key=(code, tomb.at, tomb.acquired_at))
+        if stop:
+            self._fail(f, key=(code, tomb.at, tomb.acquired_at))
+        self._report(f, key=(code, tomb.at, tomb.acquired_at))
 
     def _load(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.src, write=False)
+        if base is None:
+            st.cur.regs[insn.dst] = UNKNOWN
+            return
         off = base.off + insn.off
         size = insn.size
         value = UNKNOWN
@@ -435,6 +446,8 @@ class Interpreter:
 
     def _store(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.dst, write=True)
+        if base is None:
+            return
         off = base.off + insn.off
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
@@ -460,7 +473,7 @@ class Interpreter:
 
     def _atomic(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.dst, write=True)
-        if base.type == STACK:
+        if base is not None and base.type == STACK:
             self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN)
         if insn.imm == isa.ATOMIC_CMPXCHG:
             st.cur.regs[0] = UNKNOWN
