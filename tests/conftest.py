@@ -83,3 +83,16 @@ def kernel_tsv() -> dict[str, tuple[str, str, str]]:
         parts = row.split("\t") + [""] * 4
         out[parts[0]] = (parts[1], parts[2], parts[3])
     return out
+
+
+def fixture_expectations():
+    """tests/fixtures/expectations.py as a module (the annotation parser every fixture test uses)."""
+    import importlib.util
+    import sys
+    name = "fixture_expectations"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, FIXTURES / "expectations.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod   # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return sys.modules[name]

@@ -6,18 +6,12 @@ selftests (see tests/fixtures/qdisc/README.md and docs/qdisc-rules.md).
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, fixture_expectations
 
 QDISC = FIXTURES / "qdisc"
-_spec = importlib.util.spec_from_file_location("fixture_expectations", FIXTURES / "expectations.py")
-expectations = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = expectations
-_spec.loader.exec_module(expectations)
+expectations = fixture_expectations()
 
 
 def _expected(path):

@@ -5,17 +5,11 @@ together they are the differential check. Known gaps are listed with the reason,
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from conftest import FIXTURES, analyze_file
+from conftest import FIXTURES, analyze_file, fixture_expectations
 
-_spec = importlib.util.spec_from_file_location("fixture_expectations", FIXTURES / "expectations.py")
-expectations = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = expectations
-_spec.loader.exec_module(expectations)
+expectations = fixture_expectations()
 
 FILES = sorted(FIXTURES.glob("*.bpf.c"))
 
