@@ -51,7 +51,9 @@ class CompileOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CompileOptions":
-        return cls(include_dirs=tuple(settings.includeDirs), extra_args=tuple(settings.extraFlags),
+        # the compiler runs in a private temp dir: relative directories are meant from here
+        return cls(include_dirs=tuple(os.path.abspath(d) for d in settings.includeDirs),
+                   extra_args=tuple(settings.extraFlags),
                    compile_commands=settings.compileCommandsDir, compiler_path=settings.compilerPath)
 
 
