@@ -25,6 +25,7 @@ from .frontend.kernel_btf import kernel_facts
 from .frontend.objfile import BpfObject, ObjectError, Program, load_object
 from .frontend.preamble import PreambleCache
 from .settings import Settings
+from .text import clean_text
 from .verifier import VerifyResult, verify_program
 from .verifier.kfuncs import SEMANTICS_VERSION
 from .verifier.records import RecordBuilder
@@ -108,6 +109,7 @@ class Analyzer:
     # -- stage 1
     def compile(self, text: str, path: str) -> CompileStage:
         path = os.path.abspath(path)
+        text = clean_text(text)
         if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
             diag = SourceDiagnostic("file-too-large", "error",
                                     f"the file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB; bpf-lsp does "
@@ -159,9 +161,11 @@ class Analyzer:
             if result is None:
                 try:
                     result = verify_program(prog, self.settings.verifierBudget, facts, records)
-                except RecursionError:
-                    result = None
-                if result is None:
+                except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the program
+                    log.exception("verifying %s failed", prog.name)
+                    analysis.programs.append(ProgramReport(prog.name, prog.section, "incomplete", [SourceDiagnostic(
+                        "internal-error", "warning", f"bpf-lsp could not analyse {prog.name}: "
+                        f"{type(e).__name__}: {e}", Span(path, 1, 1, 1, 1), program=prog.name)]))
                     continue
                 with self._lock:
                     self._verified[key] = result

@@ -44,6 +44,7 @@ from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.capabilities import get_capability
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcMethodNotFound
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -162,9 +163,34 @@ def _default_factory(**kwargs):
     return Analyzer(**kwargs)
 
 
+class _Unanswerable:
+    """Stands for a request pygls could not structure; it has been answered with an error."""
+    jsonrpc = None
+
+
 class _Protocol(LanguageServerProtocol):
-    """pygls' protocol, except that a change to a document that is not open is dropped with a
-    log line instead of a KeyError popup (clients do send them, e.g. after a failed didOpen)."""
+    """pygls' protocol, except that:
+    - a change to a document that is not open is dropped with a log line instead of a KeyError
+      popup (clients do send them, e.g. after a failed didOpen);
+    - a request whose params do not fit the LSP schema, or a request for an unknown method
+      without params, gets a JSON-RPC error response (pygls 2.1 logs it and never answers,
+      leaving the client waiting forever)."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except (JsonRpcInvalidParams, JsonRpcInternalError):
+            if not (isinstance(data, dict) and "id" in data and "method" in data and "result" not in data):
+                raise
+            known = self.get_message_type(data["method"]) is not None or data["method"] in self.fm.features
+            error = JsonRpcInvalidParams() if known else JsonRpcMethodNotFound(message=f"Method Not Found: {data['method']}")
+            self._send_response(data["id"], error=error.to_response_error())
+            return _Unanswerable()
+
+    def handle_message(self, message):
+        if isinstance(message, _Unanswerable):
+            return
+        return super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
@@ -458,6 +484,7 @@ class _FirstBuildProgress:
         self.token = ""
         self.begun = False
         self.starter: asyncio.Task | None = None
+        self.starter_created = False     # the window/workDoneProgress/create request was sent
 
     async def __aenter__(self):
         if not self.doc.built_once and self.server.supports("window.work_done_progress"):
@@ -468,6 +495,7 @@ class _FirstBuildProgress:
         await asyncio.sleep(PROGRESS_AFTER_SECONDS)
         progress = self.server.work_done_progress
         token = f"bpf-lsp/build/{next(self.server._progress_ids)}"
+        self.starter_created = True
         try:
             await progress.create_async(token)
         except Exception:  # the client refused the token: no progress bar, nothing else changes
@@ -478,10 +506,18 @@ class _FirstBuildProgress:
         self.token, self.begun = token, True
 
     async def __aexit__(self, *exc_info):
+        if self.starter is not None and not self.starter.done():
+            if self.starter_created:
+                # the create request is in flight: cancelling its future would make the client's
+                # answer land on a cancelled future (a pygls error popup); let it finish instead
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.starter), 5)
+                except Exception:  # noqa: BLE001 - no answer: no progress bar, nothing else changes
+                    pass
+            else:
+                self.starter.cancel()
         if self.begun:
             self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message="done"))
-        elif self.starter:
-            self.starter.cancel()
         return False
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
+from ..text import split_lines as text_lines
+from ..text import utf8
 from .model import Fix, Span, SourceDiagnostic
 
 UTF8 = types.PositionEncodingKind.Utf8
@@ -34,24 +36,26 @@ LinesOf = Callable[[str], Sequence[str] | None]
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines as clang numbers them: split on LF, a trailing CR is not part of any column."""
-    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    """Lines as clang and LSP number them: \n, \r\n and \r end a line."""
+    return text_lines(text)
 
 
 def _units(text: str, encoding: str) -> int:
     if encoding == UTF8:
-        return len(text.encode("utf-8"))
+        return len(utf8(text))
     if encoding == UTF32:
         return len(text)
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def byte_column_to_units(line: str, byte_col0: int, encoding: str = UTF16) -> int:
     """0-based byte offset in `line` -> 0-based offset in `encoding`'s code units (clamped)."""
-    raw = line.encode("utf-8")
+    raw = utf8(line)
     byte_col0 = max(0, min(byte_col0, len(raw)))
-    # "ignore" drops a partial trailing character: a column inside one snaps to its start.
-    return _units(raw[:byte_col0].decode("utf-8", errors="ignore"), encoding)
+    # back off to a character boundary: a column inside a character snaps to its start
+    while byte_col0 > 0 and byte_col0 < len(raw) and (raw[byte_col0] & 0xC0) == 0x80:
+        byte_col0 -= 1
+    return _units(raw[:byte_col0].decode("utf-8", "surrogatepass"), encoding)
 
 
 def units_to_byte_column(line: str, unit_col0: int, encoding: str = UTF16) -> int | None:
@@ -61,9 +65,9 @@ def units_to_byte_column(line: str, unit_col0: int, encoding: str = UTF16) -> in
     units = 0
     for index, char in enumerate(line):
         if units >= unit_col0:
-            return len(line[:index].encode("utf-8"))
+            return len(utf8(line[:index]))
         units += _units(char, encoding)
-    return len(line.encode("utf-8")) if units >= unit_col0 else None
+    return len(utf8(line)) if units >= unit_col0 else None
 
 
 def to_position(lines: Sequence[str], line1: int, byte_col1: int, encoding: str = UTF16) -> types.Position:

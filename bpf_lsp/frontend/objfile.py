@@ -242,7 +242,7 @@ def load_object(data: bytes, path: str = "<object>") -> BpfObject:
     except ObjectError:
         raise
     except (ELFError, BtfError, DecodeError, ValueError, KeyError, IndexError, AttributeError,
-            TypeError, OverflowError, AssertionError, UnicodeDecodeError, RecursionError) as e:
+            TypeError, OverflowError, AssertionError, UnicodeDecodeError, RecursionError, MemoryError) as e:
         raise ObjectError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
 
@@ -438,7 +438,7 @@ class _Linker:
     def _func_containing(self, section: str, index: int) -> _Sym | None:
         for sym in self.funcs.get(section, []):
             start = sym.value // 8
-            end = start + max(sym.size // 8, 1)
+            end = min(start + max(sym.size // 8, 1), len_slots(self.code.get(section, [])))
             if start <= index < end:
                 return sym
         return None
@@ -455,7 +455,11 @@ class _Linker:
         while queue:
             sec, sym = queue.pop(0)
             start = sym.value // 8
-            count = max(sym.size // 8, 1) if sym.size else len_slots(self.code[sec]) - start
+            section_len = len_slots(self.code[sec])
+            # a symbol claiming more than its section (a corrupt object) is clamped to it
+            count = min(max(sym.size // 8, 1) if sym.size else section_len - start, section_len - start)
+            if count <= 0:
+                raise ObjectError(f"function {sym.name} starts outside its section {sec}")
             base = len(origins)
             placed[(sec, start)] = base
             functions.append(Function(sym.name, base, base + count, sec, start,

@@ -310,6 +310,8 @@ class Interpreter:
 
     # ---------------------------------------------------------------- instructions
     def _step(self, insn: Insn, st: State) -> int | None:
+        if insn.dst > 10 or insn.src > 10:
+            self._fail(finding("invalid-register", insn.idx, reg=max(insn.dst, insn.src)))
         cls = insn.cls
         if cls in (Cls.ALU, Cls.ALU64):
             self._alu(insn, st)
@@ -510,6 +512,8 @@ class Interpreter:
 
     def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
+        if off < 0:
+            self._fail(finding("invalid-ctx-access", insn.idx, off=off, size=size))
         if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
             slot = off // 8
             if slot < len(self.env.ctx_args):

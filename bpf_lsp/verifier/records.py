@@ -15,6 +15,7 @@ from ..frontend.btf import Btf, BtfError, Kind
 
 LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT = (
     "bpf_spin_lock", "bpf_list_head", "bpf_rb_root", "bpf_list_node", "bpf_rb_node", "bpf_refcount")
+MAX_FIELD_DEPTH = 32      # nesting of structs inside structs before we call it a loop
 SPECIAL_STRUCTS = {LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT, "bpf_res_spin_lock"}
 
 
@@ -135,15 +136,19 @@ class RecordBuilder:
             for idx, m in enumerate(t.members or []):
                 self._field(rec, m.name, m.type_id, m.offset, btf.decl_tags(t.id, idx))
 
-    def _field(self, rec: Record, name: str, type_id: int, off: int, tags: list[str]) -> None:
+    def _field(self, rec: Record, name: str, type_id: int, off: int, tags: list[str], depth: int = 0) -> None:
         btf = self.btf
+        if depth > MAX_FIELD_DEPTH:
+            # a struct that (indirectly) contains itself: the kernel rejects such BTF ("Loop detected")
+            rec.valid, rec.cause = False, f"the type of '{name}' contains itself"
+            return
         rid = btf.resolve(type_id)
         t = btf[rid]
         if t.kind == Kind.ARRAY:
             # arrays of special fields are only allowed for kptrs/timers; look at the first element
             elem = btf[btf.resolve(t.elem_type)]
             if elem.kind in (Kind.STRUCT, Kind.PTR):
-                self._field(rec, name, t.elem_type, off, tags)
+                self._field(rec, name, t.elem_type, off, tags, depth + 1)
             return
         if t.kind == Kind.PTR:
             ptags = btf.type_tags(t.type_id)
@@ -170,7 +175,9 @@ class RecordBuilder:
             return
         # nested plain struct: its special fields count too
         for idx, m in enumerate(t.members or []):
-            self._field(rec, f"{name}.{m.name}", m.type_id, off + m.offset, btf.decl_tags(t.id, idx))
+            self._field(rec, f"{name}.{m.name}", m.type_id, off + m.offset, btf.decl_tags(t.id, idx), depth + 1)
+            if not rec.valid:
+                return
 
     def _root(self, rec: Record, name: str, kind: str, off: int, tags: list[str]) -> None:
         btf = self.btf

@@ -1,0 +1,29 @@
+"""Text conventions shared by every layer: what a line is, and what to do with unencodable text.
+
+clang ends lines only at \\n, \\r\\n and \\r (so does LSP); Python's str.splitlines() also splits
+at \\f, \\v, \\x1c-\\x1e, \\x85, U+2028 and U+2029, which would shift every later line number.
+A document may arrive with lone UTF-16 surrogates (a JSON "\\ud800" escape): they cannot be
+written as UTF-8, so they become U+FFFD, which has the same UTF-8 length as the surrogate's
+"surrogatepass" encoding, keeping byte columns aligned with the client's text.
+"""
+from __future__ import annotations
+
+import re
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as clang and LSP number them (line ends removed)."""
+    return _LINE_END.split(text)
+
+
+def clean_text(text: str) -> str:
+    """The text with lone surrogates replaced by U+FFFD (a no-op for ordinary text)."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8 bytes of text that may hold lone surrogates (3 bytes each, like U+FFFD)."""
+    return text.encode("utf-8", "surrogatepass")
