@@ -146,7 +146,7 @@ class Analyzer:
         analysis.obj = obj
         facts = kernel_facts()
         records = RecordBuilder(obj.btf, facts.struct_names)
-        files = SourceFiles(texts)
+        files = SourceFiles(texts, options=self.options)
         variables = object_variables(obj)
         btf_hash = _btf_fingerprint(obj)
         for prog in obj.programs:

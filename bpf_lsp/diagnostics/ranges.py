@@ -42,13 +42,16 @@ _PRECOMPILED_PREAMBLE = 0x04
 _CACHE_COMPLETION_RESULTS = 0x08
 _CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
 _KEEP_GOING = 0x200
-_LIMIT_SKIP_FUNCTION_BODIES_TO_PREAMBLE = 0x800
-# The preamble (the #include block: vmlinux.h) is precompiled by the first parse, not the first reparse:
-# measured on the corpus, ~1.0 s parse + ~0.4 s first reparse + ms after, against ~0.5 s + ~1.9 s + ms.
-PARSE_OPTIONS = _PRECOMPILED_PREAMBLE | _CACHE_COMPLETION_RESULTS | _CREATE_PREAMBLE_ON_FIRST_PARSE | _KEEP_GOING
+PARSE_OPTIONS = _PRECOMPILED_PREAMBLE | _CACHE_COMPLETION_RESULTS | _KEEP_GOING
+# When the preamble (the #include block: vmlinux.h) is precompiled. Measured on the corpus (analysis
+# overhead per file): built by the first parse, ~0.6 s to open + ~0.2 s for the first edit; built by
+# the first reparse (libclang's default), ~0.2 s to open + ~0.7 s for the first edit; ms after either.
+# A one-shot `check` never re-parses, so the default suits it; an editor re-parses on every edit, so
+# once this process has seen an edit, new files get their preamble with their first parse.
+_edits_seen = False
 # flags of the compile that mean nothing to a parse (or that libclang would reject)
 _DROP_PREFIXES = ("-fdiagnostics-", "-fno-color-diagnostics", "-fmessage-length", "-ffile-prefix-map",
-                  "-fdebug-compilation-dir", "-mcpu")
+                  "-fdebug-compilation-dir")
 
 CANDIDATES = frozenset({"CALL_EXPR", "MEMBER_REF_EXPR", "DECL_REF_EXPR", "UNARY_OPERATOR", "BINARY_OPERATOR",
                         "COMPOUND_ASSIGNMENT_OPERATOR", "ARRAY_SUBSCRIPT_EXPR", "RETURN_STMT",
@@ -68,6 +71,13 @@ _index: Any = None
 _cindex: Any = None
 _unavailable = ""                      # why libclang cannot be used, once known
 stats: dict[str, list[float]] = {"parse": [], "reparse": []}   # seconds, for tests and logs
+
+
+def _stat(kind: str, seconds: float) -> None:
+    sample = stats[kind]
+    sample.append(seconds)
+    del sample[:-100]
+    log.debug("libclang %s: %.3f s", kind, seconds)
 
 
 def _load() -> Any:
@@ -116,14 +126,7 @@ def parse_args(path: str, options: Any = None) -> tuple[str, ...]:
     args: list[str] = []
     if compiler is not None:
         flags = plan_flags(os.path.abspath(path), options, compiler).flags
-        skip = False
-        for a in flags:
-            if skip:
-                skip = False
-                continue
-            if a.startswith(_DROP_PREFIXES):
-                continue
-            args.append(a)
+        args = [a for a in flags if not a.startswith(_DROP_PREFIXES)]
         if not compiler.is_zig:
             resource = _resource_dir(tuple(compiler.argv))
             if resource:
@@ -148,7 +151,7 @@ class _Entry:
     tu: Any = None
     digest: str = ""
     text: str = ""
-    failed: str = ""
+    failed: str = ""                   # digest of the text whose parse failed
     asts: dict[tuple[str, str], "FileAst"] = field(default_factory=dict)   # (file, digest) -> view
 
 
@@ -161,31 +164,40 @@ def _digest(text: str) -> str:
 
 def _ensure(entry: _Entry, text: str, digest: str) -> bool:
     """Make the entry's TU reflect `text` (parse or reparse); under the lock."""
-    if entry.failed:
+    if entry.failed == digest:
         return False
     if entry.tu is not None and entry.digest == digest:
         return True
     unsaved = [(entry.path, text)]
     started = time.perf_counter()
+    global _edits_seen
     try:
         if entry.tu is None:
-            entry.tu = _index.parse(entry.path, args=list(entry.args), unsaved_files=unsaved, options=PARSE_OPTIONS)
-            stats["parse"].append(time.perf_counter() - started)
+            options = PARSE_OPTIONS | (_CREATE_PREAMBLE_ON_FIRST_PARSE if _edits_seen else 0)
+            entry.tu = _index.parse(entry.path, args=list(entry.args), unsaved_files=unsaved, options=options)
+            _stat("parse", time.perf_counter() - started)
         else:
+            _edits_seen = True
             entry.tu.reparse(unsaved_files=unsaved, options=PARSE_OPTIONS)
-            stats["reparse"].append(time.perf_counter() - started)
+            _stat("reparse", time.perf_counter() - started)
     except Exception as e:  # noqa: BLE001 - TranslationUnitLoadError and whatever ctypes raises
-        entry.failed = f"libclang could not parse {entry.path}: {e}"
+        entry.failed = digest       # not retried for this text
         entry.tu = None
-        log.info(entry.failed)
+        log.info("libclang could not parse %s: %s", entry.path, e)
         return False
     entry.digest, entry.text = digest, text
     entry.asts.clear()
     return True
 
 
+def _evict(entry: _Entry) -> None:
+    # A view being queried (a render in progress in another thread) keeps the TU alive until it is
+    # done; SourceFiles lets go of its views once a program's diagnostics are rendered, so the TU's
+    # memory goes with the last of them.
+    entry.asts.clear()
+
+
 def _drop(entry: _Entry) -> None:
-    # views of it (kept by old analyses) keep the nodes they walked, not the TU's memory
     entry.tu = None
     entry.asts.clear()
 
@@ -194,12 +206,12 @@ def _entry_for(path: str, args: tuple[str, ...]) -> _Entry:
     entry = _tus.get(path)
     if entry is None or entry.args != args:
         if entry is not None:
-            _drop(entry)
+            _evict(entry)
         entry = _Entry(path, args)
         _tus[path] = entry
     _tus.move_to_end(path)
     while len(_tus) > MAX_TUS:
-        _drop(_tus.popitem(last=False)[1])
+        _evict(_tus.popitem(last=False)[1])
     return entry
 
 
@@ -299,8 +311,8 @@ class FileAst:
     # -- libclang access (under the lock, with the TU at this version)
     def _tu(self):
         entry = self._entry
-        if entry.tu is None or _tus.get(entry.path) is not entry:
-            return None     # evicted: only the nodes walked so far remain
+        if entry.tu is None:
+            return None     # cleared: only the nodes walked so far remain
         if entry.digest != self._unit_digest:
             # another version was parsed since (another buffer state): go back to ours; milliseconds
             if not _ensure(entry, self._unit_text, self._unit_digest):
@@ -310,6 +322,11 @@ class FileAst:
     def _location(self, tu, line: int, col: int):
         ci = _cindex
         return ci.SourceLocation.from_position(tu, self._file, line, col)
+
+    def _refresh_file(self, tu) -> bool:
+        # file handles belong to one parse: a reparse (another version, another thread) replaces them
+        self._file = tu.get_file(self.path)
+        return self._file is not None
 
     def _top_decl(self, tu, line: int, col: int):
         """The top-level declaration whose extent covers (line, col)."""
@@ -330,7 +347,10 @@ class FileAst:
             if cursor is None:
                 return False
             e = cursor.extent
-            return (e.start.line, e.start.column) <= (line, col) < (e.end.line, e.end.column)
+            if not (e.start.line, e.start.column) <= (line, col) < (e.end.line, e.end.column):
+                return False
+            f = e.start.file
+            return f is not None and os.path.abspath(f.name) == self.path
 
         found = top(ci.Cursor.from_location(tu, self._location(tu, line, max(col, 1))))
         if covers(found):
@@ -404,7 +424,7 @@ class FileAst:
                 return nodes
         with _lock:
             tu = self._tu()
-            if tu is None:
+            if tu is None or not self._refresh_file(tu):
                 return None
             try:
                 decl = self._top_decl(tu, line, col)

@@ -92,9 +92,12 @@ def _exit_statement(src: ProgramSources, path: int, prev: int | None,
         if text.startswith("}"):
             break
         if line == before.line:
-            # `if (c) return 1;` on the line the path executed last: that return
-            m = _INLINE_RETURN.match(text.split("//")[0].strip())
-            if m and not (null_check is not None and null_check.match(text.strip())):
+            # the line the path executed last is itself a return (`return f(e);`, `if (c) return 1;`)
+            code = text.split("//")[0].strip()
+            m = _INLINE_RETURN.match(code)
+            if code.startswith("return"):
+                return (here.file, line, len(text[:text.index("return")].encode("utf-8")) + 1)
+            if m and not (null_check is not None and null_check.match(code)):
                 col = len(text) - len(text.lstrip()) + m.start("ret")
                 return (here.file, line, len(text[:col].encode("utf-8")) + 1)
             continue
@@ -224,17 +227,23 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
 def render_all(findings: list[Finding], src: ProgramSources, program: str) -> list[SourceDiagnostic]:
     out: list[SourceDiagnostic] = []
     seen: set[tuple] = set()
-    for f in findings:
-        d = render(f, src, program)
-        if d is None:
-            continue
-        # the kernel has one exit per function; several acquire sites leaking on the same path and
-        # source line (an unrolled loop) are one mistake to the user
-        key = (d.code, d.span.line, d.span.column, d.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(d)
+    try:
+        for f in findings:
+            d = render(f, src, program)
+            if d is None:
+                continue
+            # the kernel has one exit per function; several acquire sites leaking on the same path and
+            # source line (an unrolled loop) are one mistake to the user
+            key = (d.code, d.span.line, d.span.column, d.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(d)
+    finally:
+        # the analysis outlives rendering (hovers, code actions): it must not pin libclang's TUs
+        release = getattr(src.files, "release_asts", None)
+        if release is not None:
+            release()
     return out
 
 

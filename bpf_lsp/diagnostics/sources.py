@@ -75,6 +75,10 @@ class SourceFiles:
                                                  self.text(main) if main else None)
         return self._ast[key]
 
+    def release_asts(self) -> None:
+        """Let go of the libclang views (the TU cache keeps what it keeps); `ast()` finds them again."""
+        self._ast.clear()
+
     def line(self, path: str, number: int) -> str:
         lines = self.lines(path)
         if lines is None or not 1 <= number <= len(lines):
