@@ -19,19 +19,23 @@ Three harnesses:
 Cases run in a worker *process* (``Worker``) with a watchdog: a case that takes longer than
 ``HANG_SECONDS`` counts as a hang; one that does not answer within ``KILL_SECONDS`` is killed
 and the worker restarted, so a real infinite loop (even one inside C code holding the GIL)
-cannot stall a campaign. Every mutant is a pure function of (harness, seed, index): reruns
-with the same seed try the same inputs.
+cannot stall a campaign; the worker's address space is capped (``WORKER_MEMORY_LIMIT``) so a
+runaway allocation ends in MemoryError, not in the OOM killer. Every source/object mutant is a
+pure function of (harness, seed, index): reruns with the same seed try the same inputs. The
+chaos session's message sequence is fixed by its seed too; what the server answers, and when,
+is not.
 
 Outcomes: a *crash* is an exception escaping where none may (anything but ``ObjectError`` from
-``load_object``; anything at all from the analysis, hovers, fixes, ``verify_program``); a
-*problem* is malformed output (a span with line < 1, an end before its start, an unknown
-severity or code); a *hang* is a case over the time bound.
+``load_object``; anything at all from the analysis, hovers, fixes, ``verify_program``; in the
+server, an exception its guards or pygls report); a *problem* is malformed output (a span with
+line < 1, an end before its start, an unknown severity or code, a request never answered); a
+*hang* is a case over the time bound. ``KNOWN_ISSUES`` maps failures already reproduced in
+``tests/fuzz/repro`` to their test, so short runs fail only on new ones.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import random
@@ -56,9 +60,11 @@ FIXTURES = REPO / "tests" / "fixtures"
 BUILD = REPO / ".build"
 # A PCH cache of our own: preamble mutants would otherwise evict the test suite's PCHs.
 FUZZ_CACHE = BUILD / "cache-fuzz"
+SERVER_CACHE = BUILD / "cache-chaos"    # XDG_CACHE_HOME of the servers the chaos sessions start
 
 HANG_SECONDS = 20.0      # a case slower than this is a hang
-KILL_SECONDS = 90.0      # a worker silent this long is killed (and the case counted as a hang)
+KILL_SECONDS = 60.0      # a worker silent this long is killed (and the case counted as a hang)
+WORKER_MEMORY_LIMIT = 2 << 30   # address space of a worker process (clang, its child, inherits it)
 
 SEVERITIES = {"error", "warning", "information", "hint"}
 VERDICTS = {"accept", "reject", "incomplete"}
@@ -406,6 +412,9 @@ def check_diagnostics(diags: Sequence, path: str, text: str | None) -> list[str]
     for d in diags:
         label = f"[{getattr(d, 'code', '?')}]"
         problems += span_problems(d.span, label)
+        if nlines is not None and isinstance(d.span.line, int) and d.span.line > nlines + 1 \
+                and os.path.abspath(d.span.file or path) == os.path.abspath(path):
+            problems.append(f"{label}: span at line {d.span.line} is past the end ({nlines} lines)")
         if d.severity not in SEVERITIES:
             problems.append(f"{label}: severity {d.severity!r} is not one of {sorted(SEVERITIES)}")
         if not known_code(d.code, d.source):
@@ -966,6 +975,11 @@ def _where(exc: BaseException) -> str:
 
 
 def _crash(stage: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, MemoryError):
+        # the frames still hold whatever exhausted memory: drop their locals before formatting anything
+        traceback.clear_frames(exc.__traceback__)
+        import gc
+        gc.collect()
     return {"stage": stage, "type": type(exc).__name__, "where": _where(exc),
             "message": str(exc)[:500], "traceback": "".join(traceback.format_exception(exc))[-6000:]}
 
@@ -1074,6 +1088,11 @@ def worker_stdio() -> None:
     """The worker process: length-prefixed pickles on stdin/stdout (stdout is kept for the protocol;
     anything the analysis prints goes to stderr)."""
     import pickle
+    import resource
+    # A corrupt object can make the loader allocate without bound (see tests/fuzz/repro): fail with
+    # MemoryError in this worker rather than wake the OOM killer on a shared machine.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT, WORKER_MEMORY_LIMIT))
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -1112,6 +1131,7 @@ class Worker:
         self.cache_dir = str(cache_dir or FUZZ_CACHE)
         self.kill_seconds = kill_seconds
         self._proc: subprocess.Popen | None = None
+        self._log = None           # the workers' stderr (what the analysis prints, MemoryError noise)
         self.restarts = 0
 
     def _send(self, obj: Any) -> None:
@@ -1122,8 +1142,11 @@ class Worker:
 
     def _start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        if self._log is None:
+            self._log = tempfile.NamedTemporaryFile(prefix="bpf-lsp-fuzz-worker-", suffix=".log", delete=False)
         self._proc = subprocess.Popen([sys.executable, "-c", "from bpf_lsp.fuzzing import worker_stdio; worker_stdio()"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=str(REPO))
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+                                      cwd=str(REPO))
         self._send({"include_dirs": self.include_dirs, "cache_dir": self.cache_dir})
 
     def request(self, msg: tuple, timeout: float | None = None) -> dict[str, Any]:
@@ -1149,7 +1172,7 @@ class Worker:
         exit_code = self._proc.poll()
         self.kill()
         self.restarts += 1
-        return {"dead": True, "exitcode": exit_code, "seconds": seconds}
+        return {"dead": True, "exitcode": exit_code, "seconds": seconds, "stderr": self.stderr_tail()}
 
     def kill(self) -> None:
         if self._proc is not None:
@@ -1168,6 +1191,22 @@ class Worker:
                 self._send(("stop",))
                 self._proc.wait(10)
         self.kill()
+        if self._log is not None:
+            self._log.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._log.name)
+            self._log = None
+
+    def stderr_tail(self, n: int = 4000) -> str:
+        if self._log is None:
+            return ""
+        try:
+            with open(self._log.name, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def __enter__(self) -> "Worker":
         return self
@@ -1178,6 +1217,31 @@ class Worker:
 
 # =============================================================================================
 # campaigns
+
+# Failures already reproduced in tests/fuzz/repro/test_repro.py (signature regex -> that test).
+# The short fuzz runs in tests/fuzz fail only on failures *not* listed here; the bench marks them.
+KNOWN_ISSUES: tuple[tuple[str, str], ...] = (
+    (r"IndexError at bpf_lsp/verifier/interpreter\.py", "test_register_above_r10_is_rejected_not_crashing / "
+                                                        "test_ctx_load_at_negative_offset"),
+    (r"RecursionError at bpf_lsp/verifier/records\.py", "test_btf_struct_containing_itself"),
+    (r"MemoryError at bpf_lsp/frontend/objfile\.py|^worker:killed|^over \d+s$",
+     "test_symbol_size_larger_than_section_is_bounded"),
+    (r"UnicodeEncodeError at bpf_lsp/frontend/compile\.py|analysis: UnicodeEncodeError",
+     "test_lone_high_surrogate_in_source"),
+    (r"UnicodeEncodeError at bpf_lsp/diagnostics/hover\.py", "test_hover_on_line_with_surrogate_escape"),
+    (r"UnicodeEncodeError at bpf_lsp/diagnostics/lsp\.py", "test_lsp_position_conversion_with_lone_surrogates"),
+    (r"unknown code 'file-too-large'", "test_file_too_large_code_is_registered"),
+    (r"^no response at all to .* with params that do not fit|^no answer to \S+ \(a request without params\)",
+     "test_request_gets_a_response"),
+    (r"Error in server: CANCELLED", "test_no_error_popup_when_first_build_is_superseded"),
+)
+
+
+def known_issue(signature: str) -> str | None:
+    for pattern, test in KNOWN_ISSUES:
+        if re.search(pattern, signature):
+            return test
+    return None
 
 @dataclass
 class Failure:
@@ -1222,6 +1286,10 @@ class Report:
             out.setdefault(f.signature, []).append(f)
         return out
 
+    def new_failures(self) -> list[Failure]:
+        """Failures no reproducer in tests/fuzz/repro covers yet."""
+        return [f for f in self.failures if known_issue(f.signature) is None]
+
     def summary(self) -> str:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) if lat else 0.0
@@ -1236,7 +1304,10 @@ class Report:
             for sig, fs in self.unique(kind).items():
                 first = fs[0]
                 where = f" -> {first.input_file}" if first.input_file else ""
-                lines.append(f"  {kind} x{len(fs)}: {sig}  (first: {first.case} {'+'.join(first.mutators)}{where})")
+                known = known_issue(sig)
+                tag = f" [known: {known}]" if known else " [NEW]"
+                lines.append(f"  {kind} x{len(fs)}: {sig}{tag}  (first: {first.case} "
+                             f"{'+'.join(first.mutators)}{where})")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -1247,7 +1318,7 @@ def _save(out_dir: Path | None, name: str, data: bytes | str) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     p = out_dir / name
     if isinstance(data, str):
-        p.write_bytes(data.encode("utf-8", errors="surrogateescape"))
+        p.write_bytes(data.encode("utf-8", errors="surrogatepass"))  # lone surrogates round-trip
     else:
         p.write_bytes(data)
     return str(p)
@@ -1261,7 +1332,8 @@ def _record(report: Report, result: dict[str, Any], case: str, mutators: list[st
         what = "killed after no answer" if result.get("exitcode") is None else f"worker died (exit {result['exitcode']})"
         kind = "hang" if result.get("exitcode") is None else "crash"
         report.failures.append(Failure(report.harness, case, mutators, kind, f"worker:{what}",
-                                       f"{what} after {seconds:.1f}s", save(), seconds))
+                                       f"{what} after {seconds:.1f}s\n{result.get('stderr', '')[-2000:]}",
+                                       save(), seconds))
         return
     for crash in result.get("crashes") or ([result["crash"]] if result.get("crash") else []):
         sig = f"{crash['stage'].split('(')[0]}: {crash['type']} at {crash['where']}"
@@ -1443,8 +1515,10 @@ class RpcClosed(Exception):
 class RawClient:
     """A tiny stdio JSON-RPC client that can also send what a real client never would."""
 
-    def __init__(self, proc: asyncio.subprocess.Process):
+    def __init__(self, proc: asyncio.subprocess.Process, respond_delay: float = 0.0):
         self.proc = proc
+        self.respond_delay = respond_delay   # answer the server's own requests this much later
+        self.sent: list[bytes] = []          # the last messages sent (truncated), for reports
         self.next_id = 1
         self.pending: dict[Any, asyncio.Future] = {}
         self.sent_at: dict[Any, float] = {}
@@ -1462,6 +1536,9 @@ class RawClient:
             raise RpcClosed("server stdin is closed")
         head = header if header is not None else f"Content-Length: {len(body)}\r\n\r\n".encode()
         self.proc.stdin.write(head + body)
+        self.sent.append(body[:300])
+        if len(self.sent) > 2000:
+            del self.sent[:1000]
 
     def write(self, message: Any) -> None:
         self.write_raw(json.dumps(message, ensure_ascii=True).encode())
@@ -1480,6 +1557,7 @@ class RawClient:
         self.pending[msg_id] = fut
         self.sent_at[msg_id] = time.monotonic()
         fut.method = method  # type: ignore[attr-defined]
+        fut.bare = params is None  # type: ignore[attr-defined]
         msg = {"jsonrpc": "2.0", "id": msg_id, "method": method}
         if params is not None:
             msg["params"] = params
@@ -1520,7 +1598,10 @@ class RawClient:
                 except ValueError:
                     self.protocol_errors.append(f"server sent invalid JSON: {body[:200]!r}")
                     continue
-                self._dispatch(msg)
+                try:
+                    self._dispatch(msg)
+                except Exception as exc:  # noqa: BLE001 - a message we cannot file must not stop the reader
+                    self.protocol_errors.append(f"could not handle {body[:200]!r}: {type(exc).__name__}: {exc}")
         except (RpcClosed, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -1540,19 +1621,27 @@ class RawClient:
             if msg["method"] == "workspace/configuration":
                 items = (msg.get("params") or {}).get("items") or []
                 result = [None for _ in items]
-            with contextlib.suppress(RpcClosed, Exception):
-                self.write({"jsonrpc": "2.0", "id": msg["id"], "result": result})
+            answer = {"jsonrpc": "2.0", "id": msg["id"], "result": result}
+            if self.respond_delay:
+                asyncio.get_running_loop().call_later(self.respond_delay, self._answer, answer)
+            else:
+                self._answer(answer)
         elif "method" in msg:
             self.notifications.append((now, msg))
         else:
-            fut = self.pending.pop(msg.get("id"), None)
+            msg_id = msg.get("id")
+            fut = self.pending.pop(msg_id, None) if isinstance(msg_id, (int, str)) else None
             if fut is None:
                 self.unmatched.append(msg)
                 return
-            sent = self.sent_at.pop(msg.get("id"), now)
-            self.latencies.append((getattr(fut, "method", "?"), now - sent))
+            sent = self.sent_at.pop(msg_id, now)
+            self.latencies.append((getattr(fut, "method", "?"), now - sent, msg.get("id"), sent))
             if not fut.done():
                 fut.set_result(msg)
+
+    def _answer(self, answer: dict) -> None:
+        with contextlib.suppress(RpcClosed, Exception):
+            self.write(answer)
 
     def notifications_of(self, method: str) -> list[dict]:
         return [m for _, m in self.notifications if m.get("method") == method]
@@ -1565,6 +1654,7 @@ class ChaosDoc:
     text: str | None          # None: unknown (an edit with an invalid range was sent since the last full text)
     version: int
     open: bool = True
+    head: str = ""            # huge documents: their known first lines (edits target these; the text is not tracked)
 
 
 def _utf16_len(s: str) -> int:
@@ -1665,7 +1755,7 @@ class ChaosSession:
     def __init__(self, messages: int, seed: int = 0, seeds: Sequence[Seed] | None = None, pull: bool = False,
                  include_dirs: Sequence[str] | None = None, workdir: Path | None = None,
                  log_file: Path | None = None, request_timeout: float = HANG_SECONDS,
-                 progress: Callable[[int, int, Report], None] | None = None, huge_docs: bool = True,
+                 progress: Callable[[int, int, Report], None] | None = None, huge_docs: int = 2,
                  docs: int = 4):
         self.messages = messages
         self.seed = seed
@@ -1682,6 +1772,8 @@ class ChaosSession:
         self.report = ChaosReport("chaos")
         self.docs: dict[str, ChaosDoc] = {}
         self.outstanding: list[tuple[Any, asyncio.Future, float]] = []
+        self.huge_sent = 0
+        self.budget = 1_000_000
 
     # -- helpers
     def _capabilities(self) -> dict:
@@ -1707,12 +1799,23 @@ class ChaosSession:
         fut.valid = valid  # type: ignore[attr-defined]
         self.outstanding.append((msg_id, fut, time.monotonic()))
 
+    def _context_of(self, msg_id: Any) -> str:
+        """The request as sent and the messages just before it."""
+        needle = f'"id": {json.dumps(msg_id)}'.encode()
+        for i, body in enumerate(self.client.sent):
+            if needle in body and b'"method"' in body:
+                return "\n".join(repr(b) for b in self.client.sent[max(0, i - 3):i + 1])
+        return ""
+
     def _unanswered(self, msg_id: Any, fut: asyncio.Future, waited: float) -> None:
         method = getattr(fut, "method", "?")
         if getattr(fut, "valid", True):
+            bare = " (a request without params)" if getattr(fut, "bare", False) else ""
             self.report.failures.append(Failure(
-                "chaos", f"request {msg_id}", [method], "hang", f"no answer to {method} within {self.request_timeout:g}s",
-                f"request id {msg_id} unanswered after {waited:.1f}s", seconds=waited))
+                "chaos", f"request {msg_id}", [method], "hang",
+                f"no answer to {method}{bare} within {self.request_timeout:g}s",
+                f"request id {msg_id} unanswered after {waited:.1f}s; sent:\n{self._context_of(msg_id)}",
+                seconds=waited))
         else:  # JSON-RPC: every request gets a response, an error one (-32602) for bad params
             self.report.failures.append(Failure(
                 "chaos", f"request {msg_id}", [method], "problem",
@@ -1723,10 +1826,15 @@ class ChaosSession:
     async def _reap(self, final: bool = False) -> None:
         """Check answered requests; a request unanswered past the bound is a hang."""
         if final and self.outstanding:
-            last = max(sent for _, _, sent in self.outstanding)
-            pending = [f for _, f, _ in self.outstanding if not f.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=max(0.1, last + self.request_timeout - time.monotonic()))
+            # valid requests get the full bound; ones with bad params are answered at once or never
+            valid = [(f, sent) for _, f, sent in self.outstanding if not f.done() and getattr(f, "valid", True)]
+            invalid = [(f, sent) for _, f, sent in self.outstanding if not f.done() and not getattr(f, "valid", True)]
+            if valid:
+                last = max(sent for _, sent in valid)
+                await asyncio.wait([f for f, _ in valid], timeout=max(0.1, last + self.request_timeout - time.monotonic()))
+            if invalid:   # answered at once when the server copes with them; a busy server may take longer
+                last = max(sent for _, sent in invalid)
+                await asyncio.wait([f for f, _ in invalid], timeout=max(0.1, last + self.request_timeout - time.monotonic()))
         now = time.monotonic()
         keep = []
         for msg_id, fut, sent in self.outstanding:
@@ -1775,12 +1883,14 @@ class ChaosSession:
             argv += ["--log-file", str(self.log_file), "--log-level", "INFO"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         env.pop("BPF_LSP_TEST_ANALYZER", None)
+        env["XDG_CACHE_HOME"] = str(SERVER_CACHE)   # the chaos PCHs must not evict the user's
         self._stderr = open(self.workdir / "server.stderr", "wb")
         return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE, stderr=self._stderr,
                                                     cwd=str(self.workdir), env=env, limit=64 * 1024 * 1024)
 
     async def _run(self) -> None:
+        started = time.monotonic()
         proc = await self._start()
         client = RawClient(proc)
         self.client = client
@@ -1809,6 +1919,7 @@ class ChaosSession:
                     break
                 report.messages += 1
                 report.tried += 1
+                await asyncio.sleep(0)   # let the reader take answers as they come: latencies are the server's
                 if i % 25 == 0:
                     await client.drain()
                     await self._reap()
@@ -1823,9 +1934,14 @@ class ChaosSession:
         except RpcClosed:
             pass
         finally:
-            report.latencies = [s for _, s in client.latencies]
+            report.latencies = [lat[1] for lat in client.latencies]
+            for method, seconds, msg_id, sent in sorted(client.latencies, key=lambda lat: -lat[1])[:3]:
+                if seconds > 1.0:
+                    report.notes.append(f"slow answer: {method} id {msg_id} took {seconds:.1f}s "
+                                        f"(sent {sent - started:.1f}s into the session)")
             await self._shutdown(proc, client)
             self._collect_errors()
+            self._check_published()
 
     def _open(self, seed: Seed, n: int, text: str | None = None) -> ChaosDoc:
         path = self._new_doc_path(seed, n)
@@ -1848,7 +1964,7 @@ class ChaosSession:
             (3, self.a_unknown_uri), (3, self.a_cancel), (3, self.a_invalid_params), (2, self.a_invalid_json),
             (2, self.a_close_reopen), (2, self.a_closed_doc_request), (2, self.a_save), (2, self.a_full_change),
             (1, self.a_config), (1, self.a_bad_change), (1, self.a_surrogate_change),
-            (2 if self.pull else 0, self.a_pull), (1 if self.huge_docs else 0, self.a_huge),
+            (2 if self.pull else 0, self.a_pull), (1 if self.huge_docs > self.huge_sent else 0, self.a_huge),
         ]
         weights = [w for w, _ in table]
         return self.rng.choices([f for _, f in table], weights)[0]
@@ -1856,12 +1972,20 @@ class ChaosSession:
     def _send_change(self, doc: ChaosDoc, changes: list[dict], new_text: str | None) -> None:
         doc.version += 1
         doc.text = new_text
+        if new_text is not None:
+            doc.head = ""
         self.client.notify("textDocument/didChange", {"textDocument": {"uri": doc.uri, "version": doc.version},
                                                       "contentChanges": changes})
 
     def _valid_edit(self, doc: ChaosDoc) -> tuple[dict, str | None]:
+        if doc.text is None and doc.head:
+            # a huge document: a small edit near the top, without the cost of tracking megabytes
+            start, end, new = _random_edit(doc.head, self.rng)
+            return {"range": {"start": {"line": start[0], "character": start[1]},
+                              "end": {"line": end[0], "character": end[1]}}, "text": new}, None
         if doc.text is None:
             text = self.rng.choice(self.seeds).text
+            doc.head = ""
             return {"text": text}, text
         start, end, new = _random_edit(doc.text, self.rng)
         after = apply_lsp_edit(doc.text, start, end, new)
@@ -1926,7 +2050,7 @@ class ChaosSession:
         doc = self._any_doc()
         if doc is None:
             return
-        lines = _lsp_lines(doc.text or "")
+        lines = _lsp_lines(doc.text if doc.text is not None else doc.head)
         li = self.rng.randrange(len(lines))
         ch = self.rng.randrange(_utf16_len(lines[li].rstrip("\r\n")) + 1)
         msg_id, fut = self.client.request_nowait("textDocument/hover", {"textDocument": {"uri": doc.uri},
@@ -1954,8 +2078,9 @@ class ChaosSession:
         published = [m for m in self.client.notifications_of("textDocument/publishDiagnostics")
                      if (m.get("params") or {}).get("uri") == doc.uri]
         diags = published[-1]["params"]["diagnostics"] if published else []
-        if self.rng.random() < 0.3:   # clients echo diagnostics back; some mangle `data`
-            diags = [{**d, "data": self.rng.choice([None, 1, "x", {"fixes": 3}, {"fixes": [{"edits": 1}]},
+        sub = random.Random(self.rng.random())   # what was published varies with timing: keep self.rng's sequence fixed
+        if sub.random() < 0.3:   # clients echo diagnostics back; some mangle `data`
+            diags = [{**d, "data": sub.choice([None, 1, "x", {"fixes": 3}, {"fixes": [{"edits": 1}]},
                                                     {"fixes": [{"title": 1, "edits": [{"range": 5}]}]}])}
                      for d in diags] or [{"range": {"start": {"line": 0, "character": 0},
                                                     "end": {"line": 0, "character": 1}},
@@ -1963,7 +2088,7 @@ class ChaosSession:
                                               {"range": {"start": {"line": -4, "character": "a"}}}]}]}}]
         params = {"textDocument": {"uri": doc.uri},
                   "range": {"start": {"line": 0, "character": 0}, "end": {"line": 10**6, "character": 0}},
-                  "context": {"diagnostics": diags, "only": self.rng.choice([None, ["quickfix"], ["refactor"]])}}
+                  "context": {"diagnostics": diags, "only": sub.choice([None, ["quickfix"], ["refactor"]])}}
         if params["context"]["only"] is None:
             del params["context"]["only"]
         msg_id, fut = self.client.request_nowait("textDocument/codeAction", params)
@@ -2012,9 +2137,9 @@ class ChaosSession:
         self._track(msg_id, fut)
 
     async def a_cancel(self) -> None:
-        ids = [i for i, _, _ in self.outstanding] + [self.rng.randrange(-5, self.client.next_id + 50),
-                                                     "abc", None, 1.5]
-        self.client.notify("$/cancelRequest", {"id": self.rng.choice(ids)})
+        sub = random.Random(self.rng.random())
+        ids = [i for i, _, _ in self.outstanding] + [sub.randrange(-5, self.client.next_id + 50), "abc", None, 1.5]
+        self.client.notify("$/cancelRequest", {"id": sub.choice(ids)})
 
     async def a_invalid_params(self) -> None:
         doc = self._any_doc(open_only=False)
@@ -2036,9 +2161,7 @@ class ChaosSession:
             ("textDocument/didSave", {}),
         ])
         if method.startswith(("textDocument/did", "workspace/did")):
-            self.client.notify(method, params)
-            if method == "textDocument/didChange" and doc is not None:
-                doc.text = None if doc.text is None else doc.text  # a rejected change leaves the text alone
+            self.client.notify(method, params)   # rejected by pygls: the document's text stays as it was
         else:
             msg_id, fut = self.client.request_nowait(method, params)
             self._track(msg_id, fut, valid=False)
@@ -2061,7 +2184,7 @@ class ChaosSession:
             doc.open = False
         else:
             text = doc.text if doc.text is not None else self.rng.choice(self.seeds).text
-            doc.text, doc.version, doc.open = text, 1, True
+            doc.text, doc.version, doc.open, doc.head = text, 1, True, ""
             self.client.notify("textDocument/didOpen", {"textDocument": {"uri": doc.uri, "languageId": "c",
                                                                          "version": 1, "text": text}})
 
@@ -2084,17 +2207,20 @@ class ChaosSession:
             self.client.notify("textDocument/didSave", {"textDocument": {"uri": doc.uri}})
 
     async def a_config(self) -> None:
+        self.budget = self.rng.choice((1_000_000, 200_000))
         self.client.notify("workspace/didChangeConfiguration", {"settings": {"bpfLsp": {
             "includeDirs": self.include_dirs, "debounceMs": self.rng.choice((0, 50, 150)),
-            "verifierBudget": self.rng.choice((1_000_000, 200_000))}}})
+            "verifierBudget": self.budget}}})
 
     async def a_huge(self) -> None:
         """A document of a few MB (analysed) or over the 4 MiB limit (refused with one diagnostic)."""
+        self.huge_sent += 1
         seed = self.rng.choice(self.seeds)
         size = self.rng.choice((3 * 1024 * 1024, 5 * 1024 * 1024))
         filler = "// " + "x" * 96 + "\n"
         text = seed.text + filler * (size // len(filler))
-        self._open(seed, len(self.docs), text)
+        doc = self._open(seed, len(self.docs), text)
+        doc.text, doc.head = None, seed.text
         await self.client.drain()
 
     # -- the end
@@ -2135,8 +2261,13 @@ class ChaosSession:
             finals.append(doc)
         await client.drain()
         analyzer = make_analyzer(self.include_dirs)
-        for doc in finals:
-            got = await self._final_diagnostics(doc)
+        from .settings import Settings
+        analyzer.update_settings(Settings().updated({"includeDirs": self.include_dirs,
+                                                     "verifierBudget": self.budget})[0])
+        settled = await asyncio.gather(*(self._final_diagnostics(doc) for doc in finals), return_exceptions=True)
+        for doc, got in zip(finals, settled):
+            if isinstance(got, BaseException):
+                got = None
             if got is None:
                 self.report.failures.append(Failure("chaos", doc.uri, ["final"], "hang",
                                                     "no settled diagnostics for the final version",
@@ -2158,6 +2289,8 @@ class ChaosSession:
                 self.report.mismatches.append(detail)
                 self.report.failures.append(Failure("chaos", doc.uri, ["final"], "problem",
                                                     "final diagnostics differ from a fresh analysis", detail))
+        self.report.notes.append(f"final check: {len(finals)} open document(s) compared with a fresh analysis, "
+                                 f"{len(self.report.mismatches)} mismatch(es)")
         # still alive and answering?
         try:
             answer = await client.request("textDocument/hover", {"textDocument": {"uri": finals[0].uri if finals
@@ -2183,20 +2316,49 @@ class ChaosSession:
                 self.report.failures.append(Failure("chaos", "shutdown", [], "hang", "no clean shutdown/exit",
                                                     "server did not exit after shutdown+exit"))
         finally:
-            if proc.returncode is None:
+            killed = proc.returncode is None
+            if killed:
                 proc.kill()
                 await proc.wait()
             self._stderr.close()
         if client.closed.is_set() and proc.returncode not in (0, None) and self.report.alive:
             self.report.alive = False
-        if proc.returncode not in (0, None):
+        if proc.returncode not in (0, None) and not killed:   # it died on its own
             self.report.failures.append(Failure("chaos", "exit", [], "crash", f"server exited with {proc.returncode}",
                                                 (self.workdir / "server.stderr").read_text(errors="replace")[-4000:]))
 
     # pygls' "Error in server: ..." popups caused by the malformed messages this client sends on purpose
     EXPECTED_POPUPS = ("Invalid Params", "Internal Error", "Parse error", "Invalid Request", "Expecting value",
+                       "object has no attribute 'jsonrpc'",
                        "Unterminated string", "Expecting property name", "Extra data", "Invalid control character",
                        "utf-8", "codec can't decode")
+
+    def _check_published(self) -> None:
+        """Every published diagnostic is well-formed LSP: ranges in order, known severity and code."""
+        seen: set[str] = set()
+        for m in self.client.notifications_of("textDocument/publishDiagnostics"):
+            params = m.get("params") or {}
+            for d in params.get("diagnostics") or []:
+                problems = []
+                try:
+                    r = d["range"]
+                    a, b = (r["start"]["line"], r["start"]["character"]), (r["end"]["line"], r["end"]["character"])
+                    if min(*a, *b) < 0 or b < a:
+                        problems.append(f"published range out of order or negative: {a}-{b}")
+                    if d.get("severity") not in (1, 2, 3, 4):
+                        problems.append(f"published severity {d.get('severity')!r}")
+                    if not known_code(str(d.get("code")), "clang" if d.get("source") == "clang" else "bpf-lsp"):
+                        problems.append(f"unknown code {d.get('code')!r} (source {d.get('source')!r})")
+                    if not d.get("message"):
+                        problems.append("published diagnostic without a message")
+                except (KeyError, TypeError) as e:
+                    problems.append(f"malformed published diagnostic: {type(e).__name__} {e}")
+                for problem in problems:
+                    if problem in seen:
+                        continue
+                    seen.add(problem)
+                    self.report.failures.append(Failure("chaos", params.get("uri", "?"), ["publish"], "problem",
+                                                        problem, json.dumps(d)[:2000]))
 
     def _collect_errors(self) -> None:
         """Exceptions the server's guards caught are still exceptions escaping a handler: crashes.
@@ -2241,6 +2403,15 @@ class ChaosSession:
                 start = log.rfind("Traceback (most recent call last)", 0, at)
                 return log[start if start >= 0 else max(0, at - 3000):at + 200][-5000:]
         return ""
+
+
+def _chaos_summary(self: "ChaosReport") -> str:
+    head = (f"chaos: server {'alive' if self.alive else 'DEAD'} after {self.messages} messages; "
+            f"{len(self.mismatches)} final-diagnostics mismatch(es)")
+    return head + "\n" + Report.summary(self)
+
+
+ChaosReport.summary = _chaos_summary  # type: ignore[method-assign]
 
 
 def _to_json(diag) -> dict:

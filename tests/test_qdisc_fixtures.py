@@ -56,3 +56,15 @@ def test_qdisc_fixture(analyses, path, prog, exp):
     assert ("reject" if errors else "accept") == exp.verdict, [(d.code, d.span.line, d.kernel_message) for d in errors]
     if exp.verdict == "reject" and exp.message:
         assert any(exp.message in d.kernel_message for d in errors), (exp.message, [d.kernel_message for d in errors])
+
+
+def test_skb_leak_message_names_the_argument_and_the_fix_drops_it(qdisc_analyzer):
+    from test_fixes import apply_and_check
+    path = QDISC / "enqueue__skb_leak_one_path.bpf.c"
+    text = path.read_text()
+    analysis = qdisc_analyzer.analyze(text, str(path))
+    (leak,) = [d for d in analysis.verifier_diagnostics if d.code == "reference-leak"]
+    assert leak.message.startswith("'skb' acquired by the kernel as a referenced argument of Qdisc_ops.enqueue")
+    assert "return NET_XMIT_DROP;" in text.splitlines()[leak.span.line - 1]
+    fix, fixed = apply_and_check(qdisc_analyzer, path, text, "reference-leak")
+    assert "bpf_qdisc_skb_drop(skb, to_free);" in fixed

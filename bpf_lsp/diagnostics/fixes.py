@@ -22,7 +22,7 @@ from ..codes import CODES
 from ..verifier import kfuncs as K
 from ..verifier.findings import Finding
 from .model import Fix, SourceDiagnostic, Span, TextEdit
-from .sources import ProgramSources
+from .sources import ProgramSources, parameter_names
 
 # Per program type, the "nothing happened" return value for an inserted NULL check.
 NEUTRAL_RETURN = {"xdp": "XDP_PASS", "sched_cls": "0", "sched_act": "0", "cgroup_skb": "1",
@@ -260,6 +260,13 @@ def _leak_fix(f: Finding, diag: SourceDiagnostic, src: ProgramSources, var: str,
         return None
     name = K.spelling(fn)
     call = RELEASE_CALL.get(kind, "{fn}({var});").format(fn=name, var=arg)
+    if kind == "sk_buff":
+        # a qdisc's skb: .enqueue drops it onto its to_free list; other members may only free it
+        params = parameter_names(src)
+        if f.arg("member") == "Qdisc_ops.enqueue" and len(params) > 2 and params[2]:
+            name, call = "bpf_qdisc_skb_drop", f"bpf_qdisc_skb_drop({arg}, {params[2]});"
+        else:
+            name, call = "bpf_kfree_skb", f"bpf_kfree_skb({arg});"
     title = f"Release '{var}' with {name}() before returning"
     lines = src.files.lines(diag.span.file) or []
     stmt = _statement_span(src, diag.span)
@@ -391,6 +398,10 @@ def fixes_for(f: Finding, diag: SourceDiagnostic, src: ProgramSources, args: dic
 def _fix(kind: str, f: Finding, diag: SourceDiagnostic, src: ProgramSources, args: dict) -> Fix | None:
     acquired = f.related_insn("acquired")
     var = src.acquired_variable(acquired) if acquired is not None and acquired >= 0 else None
+    if isinstance(f.arg("arg_slot"), int):
+        params = parameter_names(src)
+        slot = f.arg("arg_slot")
+        var = params[slot] if slot < len(params) and params[slot] else var
     if kind == "release" and f.code == "reference-leak":
         return _leak_fix(f, diag, src, var or "", acquired)
     if kind == "unlock" and f.code == "lock-held-at-exit":

@@ -8,7 +8,7 @@ from ..verifier import kfuncs as K
 from ..verifier.findings import Finding
 from .fixes import fixes_for
 from .model import Related, SourceDiagnostic, Span
-from .sources import ProgramSources
+from .sources import ProgramSources, parameter_names
 
 EXIT_CODES = {"reference-leak", "lock-held-at-exit", "rcu-held-at-exit"}
 # findings on a memory access through a register: the variable can be read off the expression
@@ -158,10 +158,17 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     if var is None and isinstance(reg, int) and f.code in BASE_VARIABLE_CODES:
         v = src.base_variable(span)
         var = v.name if v else None
+    slot = f.arg("arg_slot")
+    if isinstance(slot, int):
+        # a struct_ops argument the kernel passed in holding a reference (`__ref`)
+        params = parameter_names(src)
+        var = params[slot] if slot < len(params) and params[slot] else var
     args["var"] = f"'{var}'" if var else "the pointer"
     args["call"] = f"{K.spelling(f.arg('func', ''))}()" if f.arg("func") else "the call"
     acquire_call = _call_name(src, acquired)
     args["acquire_call"] = f"{acquire_call}()" if acquire_call else "the call"
+    if isinstance(slot, int):
+        args["acquire_call"] = f"the kernel as a referenced argument of {f.arg('member') or 'this member'}"
     args["acquire_line"] = _line(src, acquired)
     args["what"] = (f"'{var}'" if var else KIND_WORDS.get(f.arg("kind", ""), "the reference"))
     release_name = K.spelling(f.arg("release_call", "") or _call_name(src, released))

@@ -315,3 +315,29 @@ def object_variables(obj: BpfObject) -> list[VarLocation]:
         return variable_locations(obj.elf)
     except (DwarfError, Exception):  # noqa: BLE001 - names are a nicety; never fail analysis for them
         return []
+
+
+_PARAM_NAME = re.compile(r"([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*$")
+
+
+def parameter_names(src: "ProgramSources") -> list[str]:
+    """The program's parameters as written in its header: `BPF_PROG(name, struct sk_buff *skb, ...)`
+    gives ["skb", ...]; a plain `int f(struct __sk_buff *skb)` gives ["skb"]."""
+    place = src.place(src.prog.main.start)
+    if place is None:
+        return []
+    lines = src.files.lines(place.file) or []
+    text = " ".join(lines[place.line - 1: place.line + 5])
+    m = re.search(rf"\b(BPF_PROG\s*\(\s*{re.escape(src.prog.name)}\s*,|{re.escape(src.prog.name)}\s*\()", text)
+    if m is None:
+        return []
+    depth, j, start = 1, m.end(), m.end()
+    while j < len(text) and depth:
+        depth += {"(": 1, ")": -1}.get(text[j], 0)
+        j += 1
+    names = []
+    for part in text[start:j - 1].split(","):
+        pm = _PARAM_NAME.search(part.strip())
+        names.append(pm.group(1) if pm else "")
+    return names
+

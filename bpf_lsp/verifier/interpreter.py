@@ -757,9 +757,12 @@ class Interpreter:
         for ref in sorted(st.refs.values(), key=lambda r: r.acquired_at):
             if ref.id == returned_ref:
                 continue
+            slot = next((sl for sl, rid in self.ctx_ref_ids.items() if rid == ref.id), None)
+            so = self.prog.struct_ops
             self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path, "path_prev": prev},
                                  ref=ref.id, alloc_insn=ref.acquired_at, via=ref.via, kind=ref.kind,
-                                 type_name=ref.type_name),
+                                 type_name=ref.type_name, arg_slot=slot,
+                                 member=f"{so.type_name}.{so.member}" if so else None),
                          key=("reference-leak", path, ref.acquired_at))
         if st.rcu_depth:
             self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path, "path_prev": prev}))
