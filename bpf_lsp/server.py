@@ -190,6 +190,10 @@ class _Protocol(LanguageServerProtocol):
     def handle_message(self, message):
         if isinstance(message, _Unanswerable):
             return
+        if not hasattr(message, "jsonrpc"):
+            # valid JSON that is not a JSON-RPC object (a list, a string, a number): nothing to answer
+            log.warning("ignoring a message that is not a JSON-RPC object: %.200r", message)
+            return
         return super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
