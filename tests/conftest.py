@@ -57,9 +57,13 @@ def clang_object(source: Path, out_dir: Path, extra: list[str] | None = None) ->
     if not clang:
         pytest.skip("no system clang")
     obj = out_dir / (source.name.replace(".bpf.c", "") + ".o")
-    subprocess.run([clang, "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-D__TARGET_ARCH_x86",
-                    *[f"-I{d}" for d in corpus_include_dirs()], *(extra or []), "-c", str(source), "-o", str(obj)],
-                   check=True, capture_output=True)
+    argv = [clang, "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-D__TARGET_ARCH_x86",
+            *[f"-I{d}" for d in corpus_include_dirs()], *(extra or []), "-c", str(source), "-o", str(obj)]
+    try:
+        subprocess.run(argv, check=True, capture_output=True)
+    except OSError:
+        # seen once under heavy parallel load: execve failing with EFAULT; a second try succeeds
+        subprocess.run(argv, check=True, capture_output=True)
     return obj
 
 
