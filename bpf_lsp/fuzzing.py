@@ -1093,10 +1093,15 @@ def worker_stdio() -> None:
     # MemoryError in this worker rather than wake the OOM killer on a shared machine.
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT, WORKER_MEMORY_LIMIT))
+    # the protocol gets private copies of fds 0/1: anything in-process that reads stdin or writes
+    # stdout (libclang does, for an #include "/dev/stdin") must not touch it
     proto_out = os.fdopen(os.dup(1), "wb")
+    proto_in = os.fdopen(os.dup(0), "rb")
     os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     sys.stdout = sys.stderr
-    proto_in = sys.stdin.buffer
     config = pickle.loads(_read_exact(proto_in, struct.unpack("<Q", _read_exact(proto_in, 8))[0]))
     analyzer = make_analyzer(config["include_dirs"], config["cache_dir"])
     while True:
@@ -1220,20 +1225,14 @@ class Worker:
 
 # Failures already reproduced in tests/fuzz/repro/test_repro.py (signature regex -> that test).
 # The short fuzz runs in tests/fuzz fail only on failures *not* listed here; the bench marks them.
+# Most of what the fuzzers found (invalid registers, negative ctx offsets, self-containing BTF,
+# oversized symbols, lone surrogates, unanswered requests, the progress-create race, the
+# unregistered file-too-large code) was fixed in 5a1f789; the open reproducers for form feeds
+# and lone-CR preambles produce wrong lines, which no harness signature matches. Add an entry
+# with each new reproducer.
 KNOWN_ISSUES: tuple[tuple[str, str], ...] = (
-    (r"IndexError at bpf_lsp/verifier/interpreter\.py", "test_register_above_r10_is_rejected_not_crashing / "
-                                                        "test_ctx_load_at_negative_offset"),
-    (r"RecursionError at bpf_lsp/verifier/records\.py", "test_btf_struct_containing_itself"),
-    (r"MemoryError at bpf_lsp/frontend/objfile\.py|^worker:killed|^over \d+s$",
-     "test_symbol_size_larger_than_section_is_bounded"),
-    (r"UnicodeEncodeError at bpf_lsp/frontend/compile\.py|analysis: UnicodeEncodeError",
-     "test_lone_high_surrogate_in_source"),
-    (r"UnicodeEncodeError at bpf_lsp/diagnostics/hover\.py", "test_hover_on_line_with_surrogate_escape"),
-    (r"UnicodeEncodeError at bpf_lsp/diagnostics/lsp\.py", "test_lsp_position_conversion_with_lone_surrogates"),
-    (r"unknown code 'file-too-large'", "test_file_too_large_code_is_registered"),
-    (r"^no response at all to .* with params that do not fit|^no answer to \S+ \(a request without params\)",
-     "test_request_gets_a_response"),
-    (r"Error in server: CANCELLED", "test_no_error_popup_when_first_build_is_superseded"),
+    # recursive calls explored until the budget runs out (~60 s): object mutants only, rare
+    (r"^worker:killed after no answer$|^over \d+s$", "test_recursive_calls_end_quickly"),
 )
 
 
