@@ -11,9 +11,10 @@ when tests/fuzz/repro already reproduces it, [NEW] otherwise; failing inputs are
     .venv/bin/python bench/robustness.py --only object --objects 20000
     .venv/bin/python bench/robustness.py --replay /tmp/bpf-lsp-robustness/object-obj_leak-0-17.o
 
-Timing on 2 cores (measured): ~0.15 s per source mutant (most reuse the preamble PCH; the few
-that edit the #include block build one), ~0.03 s per object mutant, a 5000-message session
-~3-6 min. The defaults finish in about 15-25 minutes.
+Timing on 2 cores (measured, 805 s for the defaults): source 2000 mutants in ~320 s (p50 0.06 s:
+most reuse the preamble PCH; the few that edit the #include block build one), object 2000 in
+~420 s (p50 0.03 s, plus up to 60 s for each mutant that hangs until the watchdog kills it), a
+5000-message session in ~60 s.
 
 Exit status: 0 when nothing NEW was found, 1 otherwise (known issues do not fail the run).
 """

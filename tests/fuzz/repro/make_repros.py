@@ -58,9 +58,9 @@ def main() -> None:
     data, lay = compiled("obj_leak")
     tc = section(lay, "tc")
     for name, off, byte, what in [
-        ("reg_ld_imm64_dst_r12.o", tc.offset + 0 * 8 + 1, 0x0C, "insn 0 (ld_imm64) dst register r12"),
-        ("reg_mov_dst_r11.o", tc.offset + 2 * 8 + 1, 0x0B, "insn 2 (r2 = 0) dst register r11"),
-        ("reg_store_src_r13.o", tc.offset + 6 * 8 + 1, 0xD0, "insn 6 (*(u32 *)(r0 +0) = r1) src register r13"),
+        ("reg_ld_imm64_dst_r12.elf", tc.offset + 0 * 8 + 1, 0x0C, "insn 0 (ld_imm64) dst register r12"),
+        ("reg_mov_dst_r11.elf", tc.offset + 2 * 8 + 1, 0x0B, "insn 2 (r2 = 0) dst register r11"),
+        ("reg_store_src_r13.elf", tc.offset + 6 * 8 + 1, 0xD0, "insn 6 (*(u32 *)(r0 +0) = r1) src register r13"),
     ]:
         (DATA / name).write_bytes(patch(data, off, bytes([byte])))
         manifest[name] = {"seed": "obj_leak", "patch": f"byte {off}: {data[off]:#04x} -> {byte:#04x}", "what": what}
@@ -70,16 +70,16 @@ def main() -> None:
                 and data[lay.btf_str[0] + struct.unpack_from("<I", data, t.offset)[0]:].startswith(b"elem\0"))
     off = elem.ref_fields[0]
     old, = struct.unpack_from("<I", data, off)
-    (DATA / "btf_struct_contains_itself.o").write_bytes(patch(data, off, struct.pack("<I", elem.id)))
-    manifest["btf_struct_contains_itself.o"] = {
+    (DATA / "btf_struct_contains_itself.elf").write_bytes(patch(data, off, struct.pack("<I", elem.id)))
+    manifest["btf_struct_contains_itself.elf"] = {
         "seed": "obj_leak", "patch": f"u32 at {off}: {old} -> {elem.id}",
         "what": f"BTF [{elem.id}] struct elem: member 'data' has type [{elem.id}] (itself, by value)"}
 
     # the program symbol's st_size: 72 -> 2**40
     sym = symbol_entry(data, lay, "obj_leak")
     old, = struct.unpack_from("<Q", data, sym + 16)
-    (DATA / "symbol_huge_size.o").write_bytes(patch(data, sym + 16, struct.pack("<Q", 1 << 40)))
-    manifest["symbol_huge_size.o"] = {"seed": "obj_leak", "patch": f"u64 at {sym + 16}: {old} -> {1 << 40}",
+    (DATA / "symbol_huge_size.elf").write_bytes(patch(data, sym + 16, struct.pack("<Q", 1 << 40)))
+    manifest["symbol_huge_size.elf"] = {"seed": "obj_leak", "patch": f"u64 at {sym + 16}: {old} -> {1 << 40}",
                                       "what": "st_size of the function symbol obj_leak is 1 TiB"}
 
     # data/ctx_load_negative_offset.bpf.c (tp_btf/sys_enter: regs, id):
@@ -89,8 +89,8 @@ def main() -> None:
     lay = F.object_layout(data)
     tp = section(lay, "tp_btf/sys_enter")
     old, = struct.unpack_from("<h", data, tp.offset + 2)
-    (DATA / "ctx_load_negative_offset.o").write_bytes(patch(data, tp.offset + 2, struct.pack("<h", -64)))
-    manifest["ctx_load_negative_offset.o"] = {
+    (DATA / "ctx_load_negative_offset.elf").write_bytes(patch(data, tp.offset + 2, struct.pack("<h", -64)))
+    manifest["ctx_load_negative_offset.elf"] = {
         "seed": "data/ctx_load_negative_offset.bpf.c", "patch": f"s16 at {tp.offset + 2}: {old} -> -64",
         "what": "insn 0 reads the tp_btf context at r1 - 64 (a negative argument slot)"}
 
@@ -100,8 +100,8 @@ def main() -> None:
     rel = section(lay, ".rel.BTF.ext")
     tc = section(lay, "tc")
     old, = struct.unpack_from("<I", data, rel.header + 44)
-    (DATA / "recursive_call.o").write_bytes(patch(data, rel.header + 44, struct.pack("<I", tc.index)))
-    manifest["recursive_call.o"] = {
+    (DATA / "recursive_call.elf").write_bytes(patch(data, rel.header + 44, struct.pack("<I", tc.index)))
+    manifest["recursive_call.elf"] = {
         "seed": "refcount_acquire_no_field", "patch": f"u32 at {rel.header + 44}: {old} -> {tc.index}",
         "what": ".rel.BTF.ext applies to the tc section: insns 8, 12, 16 become calls of the program itself"}
 

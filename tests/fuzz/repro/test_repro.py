@@ -7,7 +7,7 @@ into a failure, and the marker comes off. Tests without the marker are issues th
 fixed since (commit 5a1f789 "Robustness fixes from the fuzzers"); they stay as regression
 tests, with the original failure kept in ``FOUND`` for the record.
 
-Objects in data/ are corpus objects with one field patched; data/manifest.json says which
+Objects in data/ (*.elf: .gitignore drops *.o) are corpus objects with one field patched; data/manifest.json says which
 (regenerate with ``make_repros.py``).
 """
 from __future__ import annotations
@@ -77,11 +77,11 @@ Also escapes Analyzer.verify_object (it only catches RecursionError), so the ser
 
 
 @pytest.mark.parametrize("name,tb", [
-    ("reg_ld_imm64_dst_r12.o", REG_TB.format(step_line=328, line=644, func="_ld_imm64", what="assignment",
+    ("reg_ld_imm64_dst_r12.elf", REG_TB.format(step_line=328, line=644, func="_ld_imm64", what="assignment",
                                              code="regs[insn.dst] = scalar_const(insn.imm64)")),
-    ("reg_mov_dst_r11.o", REG_TB.format(step_line=315, line=364, func="_alu", what="assignment",
+    ("reg_mov_dst_r11.elf", REG_TB.format(step_line=315, line=364, func="_alu", what="assignment",
                                         code="regs[insn.dst] = src")),
-    ("reg_store_src_r13.o", REG_TB.format(step_line=324, line=453, func="_store -> _read (line 345)",
+    ("reg_store_src_r13.elf", REG_TB.format(step_line=324, line=453, func="_store -> _read (line 345)",
                                           what="", code="reg = st.cur.regs[r]")),
 ])
 def test_register_above_r10_is_rejected_not_crashing(name, tb, analyzer):
@@ -103,8 +103,8 @@ Found by the object fuzzer (instructions: the off field).""")
 
 
 def test_ctx_load_at_negative_offset(analyzer):
-    verify_all("ctx_load_negative_offset.o")
-    analyze_object(analyzer, "ctx_load_negative_offset.o", DATA / "ctx_load_negative_offset.bpf.c")
+    verify_all("ctx_load_negative_offset.elf")
+    analyze_object(analyzer, "ctx_load_negative_offset.elf", DATA / "ctx_load_negative_offset.bpf.c")
 
 
 FOUND["test_btf_struct_containing_itself"] = ("verifier/records", """
@@ -125,13 +125,13 @@ visited set (btf.py bounds its own walks with MAX_NESTING). The kernel rejects s
 
 
 def test_btf_struct_containing_itself(analyzer):
-    verify_all("btf_struct_contains_itself.o")
-    analysis = analyze_object(analyzer, "btf_struct_contains_itself.o")
+    verify_all("btf_struct_contains_itself.elf")
+    analysis = analyze_object(analyzer, "btf_struct_contains_itself.elf")
     assert analysis.programs, "the program vanished from the analysis"
 
 
 @xfail("verifier", """
-No exception: a hang. Verifying recursive_call.o takes ~63 s (2 cores), then reports
+No exception: a hang. Verifying recursive_call.elf takes ~63 s (2 cores), then reports
 analysis-incomplete at the 1M budget:
   Finding(code='unsupported', insn=8, args=(('what', 'calls nested deeper than 8 frames'),))
   Finding(code='analysis-incomplete', insn=12, args=(('budget', 1000000),))
@@ -147,7 +147,7 @@ def test_recursive_calls_end_quickly():
 
     def give_up(*_):
         raise TimeoutError("verify_program took more than 15 s")
-    obj = load_object((DATA / "recursive_call.o").read_bytes(), str(F.CORPUS_CASES / "refcount_acquire_no_field.bpf.c"))
+    obj = load_object((DATA / "recursive_call.elf").read_bytes(), str(F.CORPUS_CASES / "refcount_acquire_no_field.bpf.c"))
     previous = signal.signal(signal.SIGALRM, give_up)
     signal.alarm(15)
     try:
@@ -185,7 +185,7 @@ does not convert to ObjectError). Clamp the function's extent to its section's s
 
 
 def test_symbol_size_larger_than_section_is_bounded():
-    proc = _run_bounded([sys.executable, "-c", SUBPROCESS_LOAD, str(DATA / "symbol_huge_size.o")], 20)
+    proc = _run_bounded([sys.executable, "-c", SUBPROCESS_LOAD, str(DATA / "symbol_huge_size.elf")], 20)
     assert proc is not None, "load_object took more than 20 s"
     assert proc.returncode == 0, proc.stderr[-2000:]
 
