@@ -853,7 +853,10 @@ class Interpreter:
             self._clobber(st, UNKNOWN)
             return insn.idx + 1
         if len(st.frames) >= MAX_FRAMES:
+            # the kernel rejects the whole program here; exploring the other paths would only
+            # recurse again until the budget runs out
             self._unsupported(insn.idx, "calls nested deeper than 8 frames")
+            self.pending.clear()
             raise StopPath
         caller = st.cur
         regs = [UNINIT] * 11

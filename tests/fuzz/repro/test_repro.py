@@ -130,18 +130,8 @@ def test_btf_struct_containing_itself(analyzer):
     assert analysis.programs, "the program vanished from the analysis"
 
 
-@xfail("verifier", """
-No exception: a hang. Verifying recursive_call.elf takes ~63 s (2 cores), then reports
-analysis-incomplete at the 1M budget:
-  Finding(code='unsupported', insn=8, args=(('what', 'calls nested deeper than 8 frames'),))
-  Finding(code='analysis-incomplete', insn=12, args=(('budget', 1000000),))
-A corrupted .rel.BTF.ext (sh_info pointing at the tc section) turns the program's three kfunc
-calls into calls of the program itself. The interpreter caps the depth at 8 frames, but after
-reporting that it keeps exploring every path of the 3-way recursion tree (3^8 call paths)
-until the budget runs out. The kernel rejects a call cycle statically, before exploring any
-path (check_max_stack_depth: "the call stack of 9 frames is too deep"). Found by the object
-fuzzer (section_header on .rel.BTF.ext) in the full bench run. Related: at ~55 us per visited
-instruction, any program that exhausts the default 1M verifierBudget takes about a minute.""")
+# Was a hang (fixed): a call cycle made the interpreter explore 3^8 call paths until the 1M budget
+# ran out (~63 s); it now stops at the first over-deep call, as the kernel rejects the program.
 def test_recursive_calls_end_quickly():
     import signal
 
