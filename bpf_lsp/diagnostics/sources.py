@@ -13,6 +13,7 @@ from functools import cached_property
 
 from ..frontend.dwarf import DwarfError, VarLocation, variable_locations
 from ..frontend.objfile import BpfObject, Program
+from ..text import split_lines
 from .model import Span
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -38,7 +39,7 @@ class SourceFiles:
         self.options = options
         for path, text in (overrides or {}).items():
             key = os.path.abspath(path)
-            self._text[key] = text.splitlines()
+            self._text[key] = split_lines(text)
             self._raw[key] = text
             self._main.append(key)
 
@@ -56,7 +57,7 @@ class SourceFiles:
         key = os.path.abspath(path)
         if key not in self._text:
             text = self.text(key)
-            self._text[key] = text.splitlines() if text is not None else None
+            self._text[key] = split_lines(text) if text is not None else None
         return self._text[key]
 
     def ast(self, path: str):

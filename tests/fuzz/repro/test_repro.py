@@ -251,14 +251,7 @@ def test_lsp_position_conversion_with_lone_surrogates():
 # ---------------------------------------------------------------------------------------------
 # line structure: clang, LSP and str.splitlines() disagree about what ends a line
 
-@xfail("diagnostics/sources", """
-No exception: wrong output. With a form feed (or \\v, \\x1c, \\x85, U+2028) inside a comment
-above the function, obj_leak's reference-leak moves from 12:2-12:11 to 13:2-13:11, and other
-fixtures lose their expression spans and call text ("bpf_spin_unlock(&glock)" becomes
-"bpf_spin_unlock()"). clang counts only \\n, \\r\\n and \\r as line ends; SourceFiles
-(diagnostics/sources.py) splits with str.splitlines(), which also splits on \\f, \\v,
-\\x1c-\\x1e, \\x85, U+2028 and U+2029, so every later line number indexes the wrong text.
-Form feeds between functions are common in older C code (^L page breaks).""")
+# Was wrong output (fixed): SourceFiles split lines with str.splitlines(), which also breaks at \f.
 def test_form_feed_in_comment_does_not_move_diagnostics(analyzer):
     plain = OBJ_LEAK.read_text()
     lines = plain.split("\n")
