@@ -21,6 +21,7 @@ from .diagnostics.model import ProgramReport, SourceDiagnostic, Span
 from .diagnostics.render import render_all
 from .diagnostics.sources import ProgramSources, SourceFiles, object_variables
 from .frontend.compile import CompileOptions, CompileResult, compile_source
+from .frontend.kconfig import kernel_kconfig, kernel_version_code
 from .frontend.kernel_btf import kernel_facts
 from .frontend.objfile import BpfObject, ObjectError, Program, load_object
 from .frontend.preamble import PreambleCache
@@ -33,7 +34,17 @@ from .verifier.records import RecordBuilder
 log = logging.getLogger("bpf_lsp.analysis")
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
-MAX_OBJECT_INSNS = 1_000_000 // 8
+
+
+def program_verdict(result: VerifyResult) -> str:
+    """From the verifier's findings, never from what could be rendered: any error rejects; a
+    program the model could not fully check (budget, unsupported construct, an unknown that
+    reached a check) is incomplete."""
+    if any(f.severity == "error" for f in result.findings):
+        return "reject"
+    if result.incomplete or result.unsupported or result.gaps:
+        return "incomplete"
+    return "accept"
 
 
 @dataclass
@@ -145,13 +156,14 @@ class Analyzer:
             return analysis
         analysis.obj = obj
         facts = kernel_facts()
+        kconfig = self.kconfig()
         records = RecordBuilder(obj.btf, facts.struct_names)
         files = SourceFiles(texts, options=self.options)
         variables = object_variables(obj)
         btf_hash = _btf_fingerprint(obj)
         for prog in obj.programs:
             src = ProgramSources(prog, files, variables)
-            key = self._program_key(prog, obj, btf_hash)
+            key = self._program_key(prog, obj, btf_hash + facts.source + repr(sorted(kconfig.items())))
             reused = False
             with self._lock:
                 result = self._verified.get(key)
@@ -160,7 +172,8 @@ class Analyzer:
                     reused = True
             if result is None:
                 try:
-                    result = verify_program(prog, self.settings.verifierBudget, facts, records)
+                    result = verify_program(prog, self.settings.verifierBudget, facts, records,
+                                            seconds=self.settings.verifierTimeoutMs / 1000, kconfig=kconfig)
                 except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the program
                     log.exception("verifying %s failed", prog.name)
                     analysis.programs.append(ProgramReport(prog.name, prog.section, "incomplete", [SourceDiagnostic(
@@ -173,16 +186,22 @@ class Analyzer:
                         self._verified.popitem(last=False)
             else:
                 self.reuse_log.append(f"{prog.name}: verification reused")
-            diags = render_all(result.findings, src, prog.name)
-            verdict = "reject" if any(d.severity == "error" for d in diags) else \
-                "incomplete" if result.incomplete else "accept"
-            analysis.programs.append(ProgramReport(prog.name, prog.section, verdict, diags, reused))
+            diags = render_all(result.findings, src, prog.name, path)
+            analysis.programs.append(ProgramReport(prog.name, prog.section, program_verdict(result), diags, reused))
             analysis.results[prog.name] = (prog, result, src)
         return analysis
 
+    def kconfig(self) -> dict[str, int]:
+        """`__kconfig` values: the running kernel's, or the `targetKernel` release's version alone."""
+        if self.settings.targetKernel:
+            code = kernel_version_code(self.settings.targetKernel)
+            return {"LINUX_KERNEL_VERSION": code} if code is not None else {}
+        return kernel_kconfig()
+
     def _program_key(self, prog: Program, obj: BpfObject, btf_hash: str) -> str:
         h = hashlib.sha256()
-        h.update(f"{SEMANTICS_VERSION}:{self.settings.verifierBudget}:{prog.prog_type}:{prog.section}".encode())
+        h.update(f"{SEMANTICS_VERSION}:{self.settings.verifierBudget}:{self.settings.verifierTimeoutMs}:"
+                 f"{prog.prog_type}:{prog.section}".encode())
         for insn in prog.insns:
             h.update(f"{insn.code},{insn.dst},{insn.src},{insn.off},{insn.imm},{insn.imm64};".encode())
         for idx in sorted(prog.meanings):

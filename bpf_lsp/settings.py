@@ -18,6 +18,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "compileCommandsDir": (str, "", "Directory (or file) holding compile_commands.json; empty: searched upward from each file."),
     "debounceMs": (int, 150, "Delay after the last keystroke before analysis starts."),
     "verifierBudget": (int, 1_000_000, "Instructions the ownership verifier may visit per program before it reports an incomplete analysis."),
+    "targetKernel": (str, "", "Kernel release the programs are for (e.g. 6.12.0): `LINUX_KERNEL_VERSION` and `CONFIG_*` `__kconfig` externs take its values; empty: the running kernel's."),
+    "verifierTimeoutMs": (int, 2000, "Wall time the ownership verifier may spend on one program before it reports an incomplete analysis (0: no limit)."),
 }
 
 
@@ -29,6 +31,8 @@ class Settings:
     compileCommandsDir: str = ""
     debounceMs: int = 150
     verifierBudget: int = 1_000_000
+    targetKernel: str = ""
+    verifierTimeoutMs: int = 2000
 
     def updated(self, raw: Any) -> tuple["Settings", list[str]]:
         """Return settings with ``raw`` (a client's JSON object) applied, and a list of problems.

@@ -126,7 +126,17 @@ def _exit_statement(src: ProgramSources, path: int, prev: int | None,
     return prev
 
 
-def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | None:
+def _unplaced_span(src: ProgramSources, fallback_path: str) -> Span:
+    """Where a finding without a source line is shown: the program's first line, else the file's."""
+    p = src.place(src.prog.main.start)
+    if p is not None:
+        return src.statement_span(p.file, p.line)
+    return Span(fallback_path, 1, 1, 1, 1)
+
+
+def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "") -> SourceDiagnostic:
+    """One finding as a diagnostic. Every finding is shown: one the line info cannot place sits on
+    the program's first line (or the file's), naming its instruction."""
     code = CODES[f.code]
     args = _Args({k: v for k, v in f.args})
     acquired = f.related_insn("acquired")
@@ -146,8 +156,9 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
         span = src.statement_span(*where)
     else:
         span = src.span(where, whole_statement=f.code in EXIT_CODES)
-    if span is None:
-        return None
+    unplaced = span is None
+    if unplaced:
+        span = _unplaced_span(src, fallback_path)
 
     var = None
     if isinstance(reg, int):
@@ -187,7 +198,7 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     args["rcu_line"] = _line(src, f.related_insn("rcu_locked"))
     args["state"] = STATE_WORDS.get(f.arg("state", ""), "is not an owning reference")
     for k in ("head_type", "head", "map", "cause", "dest", "type", "off", "budget", "detail", "prog_type",
-              "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off"):
+              "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off", "gap"):
         if f.arg(k) is not None:
             args[k] = f.arg(k)
     if f.code == "unsupported":
@@ -195,6 +206,8 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     message = code.message.format_map(args)
     if f.code == "reference-leak" and f.arg("kind") and not var:
         message = message.replace("the reference", KIND_WORDS.get(f.arg("kind"), "the reference"))
+    if unplaced:
+        message += f" (instruction {f.insn} of {program}; the object has no source line for it)"
 
     related: list[Related] = []
 
@@ -231,14 +244,13 @@ def render(f: Finding, src: ProgramSources, program: str) -> SourceDiagnostic | 
     return diag
 
 
-def render_all(findings: list[Finding], src: ProgramSources, program: str) -> list[SourceDiagnostic]:
+def render_all(findings: list[Finding], src: ProgramSources, program: str,
+               fallback_path: str = "") -> list[SourceDiagnostic]:
     out: list[SourceDiagnostic] = []
     seen: set[tuple] = set()
     try:
         for f in findings:
-            d = render(f, src, program)
-            if d is None:
-                continue
+            d = render(f, src, program, fallback_path)
             # the kernel has one exit per function; several acquire sites leaking on the same path and
             # source line (an unrolled loop) are one mistake to the user
             key = (d.code, d.span.line, d.span.column, d.message)
@@ -253,6 +265,3 @@ def render_all(findings: list[Finding], src: ProgramSources, program: str) -> li
             release()
     return out
 
-
-def whole_file_span(path: str) -> Span:
-    return Span(path, 1, 1, 1, 1)

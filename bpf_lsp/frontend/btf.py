@@ -509,6 +509,32 @@ class Btf:
             raise BtfError(f"type [{func_id}] is not a function (found {t.kind.name})")
         return t
 
+    def value_kind(self, type_id: int) -> tuple[str, str, int]:
+        """How the verifier sees a value of this type: ("scalar"|"void"|"void_ptr"|"ptr"|"mem", struct, size).
+
+        "ptr" is a pointer to a struct or union (a BTF pointer, named by the struct); "mem" a
+        pointer to anything else of known size; "void_ptr" a `void *`.
+        """
+        if not type_id:
+            return ("void", "", 0)
+        t = self[self.resolve(type_id)]
+        if t.kind != Kind.PTR:
+            return ("scalar", "", 0)
+        target = self[self.resolve(t.type_id)] if t.type_id else None
+        if target is None or target.kind == Kind.UNKN:
+            return ("void_ptr", "", 0)
+        if target.kind in (Kind.STRUCT, Kind.UNION, Kind.FWD):
+            return ("ptr", target.name, 0)
+        try:
+            return ("mem", "", self.size_of(target.id))
+        except BtfError:
+            return ("mem", "", 0)
+
+    def func_signature(self, func_id: int) -> tuple[tuple[str, str, int], tuple[tuple[str, str, int], ...]]:
+        """(return value kind, parameter value kinds) of a FUNC, as `value_kind` spells them."""
+        proto = self.func_proto(func_id)
+        return self.value_kind(proto.type_id), tuple(self.value_kind(pt) for _n, pt in proto.params or ())
+
     def _decl_tags(self) -> dict[tuple[int, int], list[str]]:
         if self._decl_tag_index is None:
             index: dict[tuple[int, int], list[str]] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from .btf import Btf, BtfError, Kind
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-FACTS_VERSION = 3
+FACTS_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class KernelFacts:
     rcu_fields: frozenset[tuple[str, str]] = frozenset()   # (struct, member) tagged __rcu
     # (struct_ops type, member) -> argument positions named *__ref in the kernel's cfi stub
     struct_ops_refs: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    # every FUNC (kernel functions and kfuncs): name -> (return kind, parameter kinds), as
+    # `Btf.func_signature` spells them; fentry/fexit/lsm arguments and kfunc returns come from here
+    funcs: dict[str, tuple] = field(default_factory=dict)
     source: str = ""
 
 
@@ -86,6 +89,7 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
     rcu: set[tuple[str, str]] = set()
     stub_refs: dict[tuple[str, str], tuple[int, ...]] = {}
     tps: dict[str, tuple[tuple[str, str], ...]] = {}
+    funcs: dict[str, tuple] = {}
     for t in btf.types:
         if t is None:
             continue
@@ -99,7 +103,12 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                         rcu.add((t.name, m.name))
                 except BtfError:
                     pass
-        elif t.kind == Kind.FUNC and "__" in t.name.strip("_"):
+        if t.kind == Kind.FUNC and t.name:
+            try:
+                funcs[t.name] = btf.func_signature(t.id)
+            except BtfError:
+                pass
+        if t.kind == Kind.FUNC and "__" in t.name.strip("_"):
             try:
                 proto = btf[t.type_id]
                 refs = tuple(i for i, (pname, _) in enumerate(proto.params or []) if pname.endswith("__ref"))
@@ -125,4 +134,4 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                 tps[t.name[len("btf_trace_"):]] = tuple(args)
             except BtfError:
                 continue
-    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, path)
+    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, source=path, funcs=funcs)

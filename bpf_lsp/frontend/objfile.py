@@ -15,7 +15,7 @@ from functools import cached_property
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from .btf import Btf, BtfError, BtfExt, Kind, LineInfo
+from .btf import Btf, BtfError, BtfExt, Kind, LineInfo, Linkage
 from .helpers_table import HELPER_NAMES
 from .isa import DecodeError, Insn, decode
 
@@ -119,9 +119,17 @@ class FuncAddrRef:
 @dataclass(frozen=True)
 class KsymRef:
     name: str
+    kernel: bool = True       # a `__ksym` (kernel symbol); False: an extern of another file
 
 
-Meaning = KfuncRef | HelperRef | MapRef | DataRef | SubprogRef | FuncAddrRef | KsymRef
+@dataclass(frozen=True)
+class KconfigRef:
+    """ld_imm64 of a `__kconfig` extern: libbpf fills it in from the running kernel."""
+    name: str
+    size: int = 0
+
+
+Meaning = KfuncRef | HelperRef | MapRef | DataRef | SubprogRef | FuncAddrRef | KsymRef | KconfigRef
 
 
 @dataclass(frozen=True)
@@ -222,6 +230,21 @@ class BpfObject:
     def elf(self) -> ELFFile:
         return ELFFile(io.BytesIO(self.elf_bytes))
 
+    @cached_property
+    def extern_protos(self) -> dict[str, tuple[str, str, int]]:
+        """Return-value kinds of the functions the object declares but does not define (kfuncs,
+        functions of other files), from its BTF: name -> `Btf.value_kind` of the return type."""
+        out: dict[str, tuple[str, str, int]] = {}
+        if self.btf is None:
+            return out
+        for t in self.btf.types:
+            if t is not None and t.kind == Kind.FUNC and t.linkage == Linkage.EXTERN and t.name:
+                try:
+                    out[t.name] = self.btf.func_signature(t.id)[0]
+                except (BtfError, KeyError, IndexError):
+                    continue
+        return out
+
 
 # ---- loading ---------------------------------------------------------------------------------
 
@@ -288,13 +311,26 @@ def _load(data: bytes, path: str) -> BpfObject:
         lst.sort(key=lambda s: s.value)
 
     btf_funcs: dict[str, int] = {}
+    kconfig: dict[str, int] = {}      # `__kconfig` externs (the .kconfig DATASEC): name -> size
+    ksyms: set[str] = set()           # `__ksym` externs (the .ksyms DATASEC)
     if btf is not None:
         for t in btf.types:
             if t is not None and t.kind == Kind.FUNC:
                 btf_funcs[t.name] = t.id
+            elif t is not None and t.kind == Kind.DATASEC and t.name in (".kconfig", ".ksyms"):
+                for var_id, _off, size in t.vars or ():
+                    try:
+                        var = btf[var_id]
+                        if t.name == ".ksyms":
+                            ksyms.add(var.name)
+                        else:
+                            kconfig[var.name] = size or btf.size_of(var.type_id)
+                    except (BtfError, KeyError, IndexError):
+                        continue
 
     struct_ops = _struct_ops_members(elf, sections, symbols, btf) if btf is not None else {}
-    linker = _Linker(code, relocs, funcs_by_section, maps, btf_funcs, problems)
+    linker = _Linker(code, relocs, funcs_by_section, maps, btf_funcs, problems, kconfig,
+                     ksyms if btf is not None else None)
     obj = BpfObject(path, data, btf, btf_ext, maps, [], line_tables, problems)
     for sec, funcs in funcs_by_section.items():
         if sec == ".text":
@@ -427,7 +463,9 @@ def _map_from_btf(btf: Btf, name: str, struct_id: int, problems: list[str]) -> M
 class _Linker:
     """Builds the linked instruction array of one program, like libbpf's subprogram append."""
 
-    def __init__(self, code, relocs, funcs_by_section, maps, btf_funcs, problems):
+    def __init__(self, code, relocs, funcs_by_section, maps, btf_funcs, problems, kconfig=None, ksyms=None):
+        self.kconfig = kconfig or {}
+        self.ksyms = ksyms           # None: no BTF to tell, every extern is taken for a kernel symbol
         self.code = code
         self.relocs = relocs
         self.funcs = funcs_by_section
@@ -488,8 +526,11 @@ class _Linker:
                     pending.append((linked, tsec, tidx, True))
                 elif insn.is_ld_imm64 and rel is not None:
                     rsym = rel[0]
-                    if rsym.section is None:
-                        meanings[linked] = KsymRef(rsym.name)
+                    if rsym.section is None and rsym.name in self.kconfig:
+                        meanings[linked] = KconfigRef(rsym.name, self.kconfig[rsym.name])
+                    elif rsym.section is None:
+                        meanings[linked] = KsymRef(rsym.name, self.ksyms is None or rsym.name in self.ksyms
+                                                   or rsym.name in self.btf_funcs)
                     elif rsym.section in self.code:
                         pending.append((linked, rsym.section, (rsym.value + insn.imm) // 8, False))
                     elif rsym.section == ".maps" and rsym.name in self.maps:

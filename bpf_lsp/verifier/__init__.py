@@ -5,6 +5,9 @@ Invariant: nothing here imports pygls, lsprotocol or clang; nothing here writes 
 """
 from __future__ import annotations
 
+import time
+
+from ..frontend.kconfig import kernel_kconfig
 from ..frontend.kernel_btf import KernelFacts, kernel_facts
 from ..frontend.objfile import BpfObject, Program
 from .findings import Finding
@@ -34,23 +37,65 @@ def _proto_args(prog: Program) -> list[tuple[str, str]]:
     return out
 
 
-def environment_for(prog: Program, facts: KernelFacts, budget: int, records: RecordBuilder | None = None) -> Environment:
+# sections whose context is the attach target's arguments, and the kernel function it names
+_TRAMPOLINE_PREFIXES = (("fentry.s/", ""), ("fentry/", ""), ("fexit.s/", ""), ("fexit/", ""),
+                        ("fmod_ret.s/", ""), ("fmod_ret/", ""), ("lsm.s/", "bpf_lsm_"), ("lsm/", "bpf_lsm_"),
+                        ("lsm_cgroup/", "bpf_lsm_"))
+
+
+def _ctx_args_kinds(kinds) -> list[tuple[str, str]]:
+    # btf_ctx_access(): a pointer to a struct is a BTF pointer; any other argument is a number
+    return [("ptr", name) if kind == "ptr" else ("scalar", "") for kind, name, _size in kinds]
+
+
+def _context(prog: Program, facts: KernelFacts) -> tuple[list[tuple[str, str]], str]:
+    """The context's argument slots and, when they cannot be known, why."""
+    section = prog.section.lstrip("?")
+    if prog.prog_type == "tracing" and section.startswith("tp_btf/"):
+        if prog.attach_target in facts.tracepoints or not facts.available:
+            return list(facts.tracepoints.get(prog.attach_target, ())), ""
+        return [], f"the arguments of {section} (no such tracepoint in this kernel's BTF)"
+    for prefix, func_prefix in _TRAMPOLINE_PREFIXES:
+        if section.startswith(prefix):
+            target = func_prefix + section[len(prefix):]
+            sig = facts.funcs.get(target)
+            if sig is None:
+                # often a placeholder that user space retargets before loading
+                return [], f"the arguments of {section} ({target} is not in this kernel's BTF)"
+            args = _ctx_args_kinds(sig[1])
+            if prefix.startswith("fexit"):
+                args += _ctx_args_kinds([sig[0]])    # the return value follows the arguments
+            return args, ""
+    if section.startswith(("iter/", "iter.s/")):
+        return [], f"the context of {section.split('/')[0]} programs"
+    return [], ""
+
+
+def environment_for(prog: Program, facts: KernelFacts, budget: int, records: RecordBuilder | None = None,
+                    deadline: float = 0.0, kconfig: dict[str, int] | None = None) -> Environment:
     records = records or RecordBuilder(prog.obj.btf, facts.struct_names)
-    ctx_args: list[tuple[str, str]] = []
     rules = None
-    if prog.prog_type == "tracing" and prog.section.startswith(("tp_btf/", "?tp_btf/")):
-        ctx_args = list(facts.tracepoints.get(prog.attach_target, ()))
-    elif prog.struct_ops is not None:
-        ctx_args = _proto_args(prog)
+    if prog.struct_ops is not None:
+        ctx_args, ctx_unknown = _proto_args(prog), ""
         rules = rules_for(prog.struct_ops.type_name, prog.struct_ops.member, facts.struct_ops_refs)
+    else:
+        ctx_args, ctx_unknown = _context(prog, facts)
     return Environment(records=records, ctx_args=ctx_args, budget=budget, rcu_fields=facts.rcu_fields,
-                       ref_args=rules.ref_args if rules else (), member_rules=rules)
+                       ref_args=rules.ref_args if rules else (), member_rules=rules, kernel_funcs=facts.funcs,
+                       ctx_unknown=ctx_unknown, deadline=deadline,
+                       kconfig=kconfig if kconfig is not None else kernel_kconfig())
 
 
 def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | None = None,
-                   records: RecordBuilder | None = None) -> VerifyResult:
+                   records: RecordBuilder | None = None, seconds: float = 0.0,
+                   kconfig: dict[str, int] | None = None) -> VerifyResult:
+    """Verify one program; `seconds` > 0 bounds the wall time (the result is then `incomplete`).
+
+    `facts` (kernel BTF) and `kconfig` (`__kconfig` values) default to the running kernel's.
+    """
     facts = facts if facts is not None else kernel_facts()
-    return Interpreter(prog, environment_for(prog, facts, budget, records)).run()
+    deadline = time.monotonic() + seconds if seconds > 0 else 0.0
+    return Interpreter(prog, environment_for(prog, facts, budget, records, deadline, kconfig)).run()
 
 
 def verify_object(obj: BpfObject, budget: int = 1_000_000) -> dict[str, VerifyResult]:

@@ -25,6 +25,12 @@ FUNC = "func"
 SOCKET = "sock"
 PACKET = "pkt"
 PACKET_END = "pkt_end"
+ARENA = "arena"            # PTR_TO_ARENA: the kernel does not check arena accesses
+ITER = "iter"              # an open-coded iterator's stack slot (bpf_iter_*_new .. _destroy)
+# What the model does not know: the result of a helper or kfunc we have no prototype for, an
+# argument of an unknown attach target, a load through such a value. It may be a pointer or a
+# number; nothing derived from it is ever reported (the kernel may well accept the program).
+ANYTHING = "anything"
 
 # Type flags
 MAYBE_NULL = "maybe_null"
@@ -71,6 +77,8 @@ class Reg:
     map: object = None              # MapDef for MAP_PTR / MAP_VALUE
     frameno: int = 0                # STACK: whose frame
     var_off: bool = False           # pointer with an unknown variable offset
+    vmin: int = 0                   # var_off: the variable part's signed bounds (added to off)
+    vmax: int = 0
     target: int = -1                # FUNC: subprogram start
     mem_size: int = 0
     tomb: Tombstone | None = None
@@ -126,6 +134,8 @@ class Reg:
             return f"ringbuf_mem{null}"
         if self.type == SOCKET:
             return f"sock{null}"
+        if self.type == ANYTHING:
+            return "unknown"
         return f"{self.type}{null}"
 
 
@@ -149,6 +159,7 @@ def scalar_signed(smin: int, smax: int) -> Reg:
 
 
 UNKNOWN = Reg(SCALAR)
+ANY = Reg(ANYTHING)
 UNINIT = Reg(NOT_INIT)
 ZERO = scalar_const(0)
 

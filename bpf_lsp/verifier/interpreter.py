@@ -8,15 +8,16 @@ pending paths are still explored, so one program can report several independent 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 from ..frontend import isa
 from ..frontend.btf import BtfError
 from ..frontend.isa import Cls, Insn
-from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KfuncRef, KsymRef, MapRef, Program,
-                                SubprogRef)
+from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KconfigRef, KfuncRef, KsymRef, MapRef,
+                                Program, SubprogRef)
 from . import kfuncs as K
-from .domain import (ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC, NON_OWN,
+from .domain import (ANY, ANYTHING, ARENA, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC, NON_OWN,
                      NOT_INIT, PACKET, PACKET_END, PERCPU, RCU, RINGBUF, S64_MAX, S64_MIN, SCALAR,
                      SOCKET, STACK, TRUSTED, U64, UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, Frame,
                      LockState, RefState, Reg, State, Tombstone, dead_pointer, scalar_const,
@@ -48,6 +49,12 @@ SKB_SK_FIELD = {"sched_cls": 168, "sched_act": 168, "cgroup_skb": 168, "sk_skb":
 TRACING_PROG_TYPES = {"kprobe", "tracepoint", "perf_event", "raw_tracepoint", "raw_tracepoint_writable"}
 SLEEPABLE_SECTIONS = ("fentry.s/", "fexit.s/", "fmod_ret.s/", "lsm.s/", "iter.s/", "uprobe.s", "uretprobe.s",
                       "struct_ops.s/", "syscall")
+# bpf_cast_to_kern_ctx(): the kernel structure behind each program type's context
+KERN_CTX_TYPES = {"sched_cls": "sk_buff", "sched_act": "sk_buff", "cgroup_skb": "sk_buff", "socket_filter": "sk_buff",
+                  "sk_skb": "sk_buff", "lwt_in": "sk_buff", "lwt_out": "sk_buff", "lwt_xmit": "sk_buff",
+                  "xdp": "xdp_buff"}
+KCONFIG_PREFIX = ".kconfig:"   # MEM pointers to a `__kconfig` extern carry its name
+MAP_IN_MAP_TYPES = (12, 13)   # BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS
 HELPER_EXPECTED = {K.RINGBUF_MEM: "ringbuf_mem", K.SOCKET: "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"}
 
 
@@ -64,6 +71,10 @@ class Environment:
     budget: int = 1_000_000
     rcu_fields: frozenset = frozenset()    # (struct, member) pointers tagged __rcu in kernel BTF
     member_rules: object = None            # struct_ops.MemberRules of the member this program implements
+    kernel_funcs: dict = field(default_factory=dict)  # kernel BTF FUNCs: name -> (return kind, params)
+    ctx_unknown: str = ""                  # why the context's argument types are unknown ("" if known)
+    deadline: float = 0.0                  # time.monotonic() after which the analysis stops (0: none)
+    kconfig: dict = field(default_factory=dict)   # `__kconfig` extern values (frontend.kconfig)
 
 
 @dataclass
@@ -73,6 +84,7 @@ class VerifyResult:
     visited: int
     states: dict[int, InsnStates]
     unsupported: list[str]
+    gaps: list[str] = field(default_factory=list)   # unknowns that reached a check (verdict: incomplete)
 
 
 class Interpreter:
@@ -85,6 +97,7 @@ class Interpreter:
         self.visited = 0
         self.incomplete = False
         self.unsupported: list[str] = []
+        self.gaps: list[str] = []                   # what the model lacked where it mattered
         self.states: dict[int, InsnStates] = {}
         self.explored: dict[int, list[State]] = {}
         self.next_id = 1
@@ -107,7 +120,7 @@ class Interpreter:
             if fn.is_global and not self.incomplete:
                 self._explore(fn.start, self._global_entry_state(fn))
         return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
-                            self.visited, self.states, self.unsupported)
+                            self.visited, self.states, self.unsupported, self.gaps)
 
     def in_rcu_cs(self, st: State) -> bool:
         """in_rcu_cs(): an explicit RCU section, a held lock, or any non-sleepable program."""
@@ -158,9 +171,16 @@ class Interpreter:
         for i, (kind, name, size) in enumerate(self._global_params(fn)[:5]):
             if kind == "ctx":
                 regs[i + 1] = Reg(CTX)
-            elif kind == "mem":
-                regs[i + 1] = Reg(MEM, flags=frozenset({MAYBE_NULL}), id=self._new_id(), mem_size=size,
+            elif kind in ("mem", "mem_nonnull"):
+                null = {MAYBE_NULL} if kind == "mem" else set()
+                regs[i + 1] = Reg(MEM, flags=frozenset(null), id=self._new_id() if null else 0, mem_size=size,
                                   type_name=name)
+            elif kind in ("trusted", "trusted_nullable", "untrusted"):
+                flags = {"trusted": {TRUSTED}, "trusted_nullable": {TRUSTED, MAYBE_NULL}}.get(kind, {UNTRUSTED})
+                regs[i + 1] = Reg(BTF_ID, type_name=name, flags=frozenset(flags),
+                                  id=self._new_id() if MAYBE_NULL in flags else 0)
+            elif kind == "arena":
+                regs[i + 1] = Reg(ARENA)
             else:
                 regs[i + 1] = UNKNOWN
         return State([Frame(regs, {}, -1, fn.start)])
@@ -173,14 +193,25 @@ class Interpreter:
             return [("scalar", "", 0)] * 5
         try:
             proto = btf[btf[fn.btf_id].type_id]
-            for pname, ptype in proto.params or []:
+            for i, (pname, ptype) in enumerate(proto.params or []):
                 t = btf[btf.resolve(ptype)]
+                # __arg_ctx, __arg_trusted, ... (btf_prepare_func_args reads these decl tags)
+                tags = {tag[4:] for tag in btf.decl_tags(fn.btf_id, i) if tag.startswith("arg:")}
                 if t.kind.name == "PTR":
                     target = btf[btf.resolve(t.type_id)]
                     tname = target.name or ""
                     if tname in ("__sk_buff", "xdp_md", "pt_regs", "bpf_sock_ops", "sk_msg_md",
-                                 "bpf_sock_addr", "bpf_perf_event_data") or pname == "ctx":
+                                 "bpf_sock_addr", "bpf_perf_event_data") or pname == "ctx" or "ctx" in tags:
                         out.append(("ctx", tname, 0))
+                    elif "arena" in tags:
+                        out.append(("arena", "", 0))
+                    elif tags & {"trusted", "untrusted"}:
+                        # a trusted kernel pointer (PTR_TRUSTED | PTR_MAYBE_NULL), or an untrusted one
+                        kind = "untrusted" if "untrusted" in tags else \
+                            "trusted_nullable" if "nullable" in tags else "trusted"
+                        out.append((kind, tname, 0))
+                    elif "nonnull" in tags:
+                        out.append(("mem_nonnull", tname, btf.size_of(target.id) if target.kind.name != "VOID" else 0))
                     else:
                         out.append(("mem", tname, btf.size_of(target.id) if target.kind.name != "VOID" else 0))
                 else:
@@ -208,10 +239,13 @@ class Interpreter:
     def _run_path(self, idx: int, st: State) -> None:
         prog = self.prog
         while True:
-            if self.visited >= self.env.budget:
+            if self.visited >= self.env.budget or (
+                    self.env.deadline and not self.visited % 512 and time.monotonic() > self.env.deadline):
                 if not self.incomplete:
                     self.incomplete = True
-                    self._report(finding("analysis-incomplete", idx, budget=self.env.budget))
+                    detail = f"{self.env.budget} instructions" if self.visited >= self.env.budget else \
+                        f"its time budget ({self.visited} instructions visited)"
+                    self._report(finding("analysis-incomplete", idx, budget=self.env.budget, detail=detail))
                 self.pending.clear()
                 return
             insn = prog.insn_at(idx)
@@ -245,6 +279,13 @@ class Interpreter:
     def _unsupported(self, idx: int, what: str) -> None:
         self.unsupported.append(what)
         self._report(finding("unsupported", idx, what=what))
+
+    def _gap(self, idx: int, reg: Reg) -> None:
+        """An unknown value reached a check: say so once per cause, never as an error."""
+        what = reg.type_name or "a value"
+        if what not in self.gaps:
+            self.gaps.append(what)
+            self._report(finding("model-gap", idx, gap=what), key=("model-gap", what))
 
     # ---------------------------------------------------------------- pruning
     def _prune(self, idx: int, st: State) -> bool:
@@ -358,6 +399,11 @@ class Interpreter:
             self._unsupported(insn.idx, "writes to the frame pointer r10")
             raise StopPath
         src = self._read(st, insn.src, insn.idx) if insn.uses_reg_src and op != isa.END else scalar_const(insn.imm)
+        if op == isa.MOV and wide and insn.off == 1 and insn.uses_reg_src:
+            # BPF_ADDR_SPACE_CAST: imm 1 makes an arena address a pointer (PTR_TO_ARENA); the
+            # other direction gives a number. Arena memory is not checked by the kernel either.
+            regs[insn.dst] = Reg(ARENA) if insn.imm == 1 else UNKNOWN
+            return
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
                 regs[insn.dst] = alu_scalar(op, scalar_const(0), src if src.type == SCALAR else UNKNOWN,
@@ -366,6 +412,9 @@ class Interpreter:
                 regs[insn.dst] = src
             return
         dst = self._read(st, insn.dst, insn.idx)
+        if dst.type == ANYTHING or src.type == ANYTHING:
+            regs[insn.dst] = dst if dst.type == ANYTHING else src
+            return
         if dst.type == SCALAR and src.type == SCALAR:
             regs[insn.dst] = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             return
@@ -386,7 +435,8 @@ class Interpreter:
         if delta.is_const:
             d = to_signed(delta.const)
             return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
-        return replace(ptr, var_off=True)
+        lo, hi = (-delta.smax, -delta.smin) if negate else (delta.smin, delta.smax)
+        return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi)
 
     # -- memory
     def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg | None:
@@ -422,6 +472,10 @@ class Interpreter:
         self._report(f, key=(code, tomb.at, tomb.acquired_at))
 
     def _load(self, insn: Insn, st: State) -> None:
+        if st.cur.regs[insn.src].type == ANYTHING:
+            # through an unknown value: the result is unknown too (same cause)
+            st.cur.regs[insn.dst] = st.cur.regs[insn.src]
+            return
         base = self._mem_base(insn, st, insn.src, write=False)
         if base is None:
             st.cur.regs[insn.dst] = UNKNOWN
@@ -437,16 +491,22 @@ class Interpreter:
             self._special_field_access(insn, base, off, size)
             value = self._map_value_load(st, base, off, size, insn)
         elif base.type == MAP_VALUE:
-            self._var_off_map_access(insn, base)
+            self._var_off_map_access(insn, base, size)
         elif base.type == BTF_ID:
             if base.has(ALLOC):
                 self._special_field_access(insn, base, off, size)
             value = self._btf_load(insn, base, off, size, st)
+        elif base.type == MEM and base.type_name.startswith(KCONFIG_PREFIX) and off == 0:
+            known = self.env.kconfig.get(base.type_name[len(KCONFIG_PREFIX):])
+            if known is not None:
+                value = scalar_const(known & ((1 << (8 * size)) - 1))
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
             value = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
+        if st.cur.regs[insn.dst].type == ANYTHING:
+            return
         base = self._mem_base(insn, st, insn.dst, write=True)
         if base is None:
             return
@@ -458,7 +518,7 @@ class Interpreter:
         if base.type == STACK:
             self._stack_write(st, base, off, insn.size, value)
         elif base.type == MAP_VALUE and base.var_off:
-            self._var_off_map_access(insn, base)
+            self._var_off_map_access(insn, base, insn.size)
         elif base.type == MAP_VALUE and not base.var_off:
             self._special_field_access(insn, base, off, insn.size)
             rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
@@ -474,7 +534,7 @@ class Interpreter:
             self._kernel_object_store(insn, base, off)
 
     def _atomic(self, insn: Insn, st: State) -> None:
-        base = self._mem_base(insn, st, insn.dst, write=True)
+        base = self._mem_base(insn, st, insn.dst, write=True) if st.cur.regs[insn.dst].type != ANYTHING else None
         if base is not None and base.type == STACK:
             self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN)
         if insn.imm == isa.ATOMIC_CMPXCHG:
@@ -514,6 +574,8 @@ class Interpreter:
         ptype = self.prog.prog_type
         if off < 0:
             self._fail(finding("invalid-ctx-access", insn.idx, off=off, size=size))
+        if self.env.ctx_unknown:
+            return replace(ANY, type_name=self.env.ctx_unknown)
         if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
             slot = off // 8
             if slot < len(self.env.ctx_args):
@@ -571,10 +633,15 @@ class Interpreter:
         if (base.type_name, field) not in rules.writable:
             self._fail(finding("kernel-store", insn.idx, struct=base.type_name, off=off))
 
-    def _var_off_map_access(self, insn: Insn, base: Reg) -> None:
+    def _var_off_map_access(self, insn: Insn, base: Reg, size: int) -> None:
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
-        if rec is not None and rec.valid and rec.kptrs:
-            # the access could land on a kptr; the kernel refuses it outright
+        if rec is None or not rec.valid or not rec.kptrs:
+            return
+        lo, hi = base.off + insn.off + base.vmin, base.off + insn.off + base.vmax + size
+        if base.map.value_size and (lo < 0 or hi > base.map.value_size):
+            return   # bounds we do not track (the kernel's own bounds check decides): unknown
+        if any(k.off < hi and lo < k.off + 8 for k in rec.kptrs.values()):
+            # the access may land on a kptr (check_map_kptr_access: variable offsets are refused)
             self._fail(finding("kptr-var-off", insn.idx))
 
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
@@ -642,8 +709,12 @@ class Interpreter:
             regs[insn.dst] = Reg(MAP_VALUE, map=meaning.map, off=meaning.offset)
         elif isinstance(meaning, FuncAddrRef):
             regs[insn.dst] = Reg(FUNC, target=meaning.target)
+        elif isinstance(meaning, KsymRef) and not meaning.kernel:
+            regs[insn.dst] = replace(ANY, type_name=f"the extern variable {meaning.name} (defined in another file)")
         elif isinstance(meaning, KsymRef):
             regs[insn.dst] = Reg(BTF_ID, type_name=meaning.name, flags=frozenset({TRUSTED}))
+        elif isinstance(meaning, KconfigRef):
+            regs[insn.dst] = Reg(MEM, type_name=KCONFIG_PREFIX + meaning.name, mem_size=meaning.size)
         else:
             regs[insn.dst] = scalar_const(insn.imm64)
 
@@ -776,12 +847,17 @@ class Interpreter:
             return   # other members: void or int, not checked
         if r0.type == NOT_INIT:
             self._report(finding("uninitialized-register", insn.idx, reg=0))
+        elif r0.type == ANYTHING:
+            self._gap(insn.idx, r0)
         elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
             self._report(finding("invalid-return", insn.idx, type=r0.type_str()))
 
     def _struct_ops_return(self, insn: Insn, st: State, r0: Reg, want: str) -> None:
         """check_return_code: a referenced `want` pointer at offset 0, or exactly 0 (NULL)."""
         related = {"path": st.path_line, "path_prev": st.prev_line}
+        if r0.type == ANYTHING:
+            self._gap(insn.idx, r0)
+            return
         if r0.type == SCALAR:
             if r0.is_const and r0.const == 0:
                 return
@@ -808,6 +884,10 @@ class Interpreter:
         if isinstance(meaning, KfuncRef):
             sem = K.lookup_kfunc(meaning.name)
             name = meaning.name
+            if sem.generated and not self._is_kernel_function(name):
+                # not a kfunc we know of: a function of another file of this program, or a
+                # kfunc newer than our table; its result is unknown
+                sem = None
         elif isinstance(meaning, HelperRef):
             sem = K.lookup_helper(meaning.id)
             name = meaning.name
@@ -822,16 +902,19 @@ class Interpreter:
         if isinstance(meaning, HelperRef) and (sem is None or sem.effect != K.EFFECT_KPTR_XCHG):
             self._no_indirect_kptr(insn, st)
         if sem is None:
-            # a function outside our table: no ownership effect known; result is a number
-            self._clobber(st, UNKNOWN)
+            # a function outside our model: no ownership effect known, the result is unknown
+            self._clobber(st, replace(ANY, type_name=f"what {name}() returns"))
             return insn.idx + 1
         allowed = SO.KFUNC_MEMBERS.get(name)
         so = self.prog.struct_ops
         if allowed is not None and (so is None or (so.type_name, so.member) not in allowed):
             self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
-        if sem.prog_types and self.prog.prog_type != "unknown" and self.prog.prog_type not in sem.prog_types:
+        if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
             self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
         return CallChecker(self, insn, st, sem).run()
+
+    def _is_kernel_function(self, name: str) -> bool:
+        return name in K.kernel_table()["kfuncs"] or name in self.env.kernel_funcs
 
     def _no_indirect_kptr(self, insn: Insn, st: State) -> None:
         for r in CALLER_SAVED:
@@ -923,6 +1006,7 @@ class CallChecker:
         self.local_type: tuple[int, str] | None = None
         self.kptr = None
         self.lock_target: tuple | None = None
+        self.unknown_args = False                 # an argument was an unknown value
 
     def fail(self, code: str, related: dict | None = None, key=None, **args):
         self.it._fail(finding(code, self.insn.idx, related=related, func=self.sem.name, **args), key)
@@ -947,6 +1031,11 @@ class CallChecker:
             return
         if reg.type == NOT_INIT:
             self.fail("uninitialized-register", reg=r)
+        if reg.type == ANYTHING:
+            if kind not in (K.SCALAR, K.CONST, K.MEM_SIZE, K.CALLBACK):
+                self.it._gap(self.insn.idx, reg)
+                self.unknown_args = True
+            return
         if kind in (K.SCALAR, K.CONST, K.MEM_SIZE, K.LOCAL_TYPE_ID):
             if kind == K.LOCAL_TYPE_ID and reg.is_const:
                 self.local_type = (int(reg.const), "")
@@ -1200,6 +1289,8 @@ class CallChecker:
             return
         idx = sem.release_arg
         reg = self.regs[idx + 1]
+        if reg.type == ANYTHING or sem.generated:
+            return
         want = sem.args[idx].btf_type if idx < len(sem.args) else ""
         if want and reg.type == BTF_ID and reg.type_name and reg.type_name != want and not sem.is_helper:
             self.fail("kfunc-arg-btf-mismatch", arg=idx, reg=idx + 1, want=want, got=reg.type_name)
@@ -1218,8 +1309,12 @@ class CallChecker:
         it, st, sem, insn = self.it, self.st, self.sem, self.insn
         effect = sem.effect
         at = insn.idx
+        if sem.generated and not sem.is_helper:
+            self.generated_effects()
+            return
         if effect == K.EFFECT_LOCK:
-            holder, off = self.lock_target
+            # a lock the model cannot name (an unknown pointer) matches any unlock
+            holder, off = self.lock_target or (("unknown", at), 0)
             self.finish(UNINIT)
             st.lock = LockState(holder, off, at)
             return
@@ -1239,10 +1334,11 @@ class CallChecker:
                 self.fail("throw-leak", related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
             raise StopPath   # an exception exit: nothing after it runs
         if effect == K.EFFECT_UNLOCK:
-            holder, off = self.lock_target
+            holder, off = self.lock_target or (None, 0)
             if st.lock is None:
-                self.fail("unlock-without-lock", lock=holder)
-            if st.lock.holder != holder or st.lock.off != off:
+                self.fail("unlock-without-lock", lock=holder or ("unknown",))
+            if holder is not None and st.lock.holder[0] != "unknown" and (st.lock.holder != holder
+                                                                          or st.lock.off != off):
                 self.fail("unlock-different-lock", related={"locked": st.lock.at}, lock=holder,
                           held=st.lock.holder)
             st.lock = None
@@ -1283,6 +1379,77 @@ class CallChecker:
         if effect == K.EFFECT_KPTR_XCHG:
             kptr_old = self.kptr_xchg()
         self.finish(self.return_value(kptr_old))
+
+    def generated_effects(self) -> None:
+        """A record from the generated table: flags only (KF_ACQUIRE, KF_RELEASE, iterators).
+
+        Arguments are not checked (we do not know their rules), so nothing here reports an
+        error except an iterator used before `_new` or after `_destroy`, which the kernel's
+        iterator-state checks refuse whatever the kfunc.
+        """
+        it, st, sem, at = self.it, self.st, self.sem, self.insn.idx
+        op = sem.iter_op
+        if op:
+            base = self.regs[1]
+            fr = it._stack_frame(st, base) if base.type == STACK and not base.var_off else None
+            slot = (base.off // 8) if fr is not None else None
+            cur = fr.stack.get(slot) if fr is not None else None
+            if op == K.ITER_NEW:
+                if fr is not None:
+                    rid = it.acquire(st, sem.ref_kind, at, sem.name, sem.ref_kind.partition(":")[2])
+                    fr.stack[slot] = Reg(ITER, ref_obj_id=rid, type_name=sem.ref_kind.partition(":")[2])
+                self.finish(UNKNOWN)
+                return
+            if op == K.ITER_DESTROY:
+                if isinstance(cur, Reg) and cur.type == ITER and cur.ref_obj_id in st.refs:
+                    ref = st.refs[cur.ref_obj_id]
+                    it.release(st, cur.ref_obj_id, Tombstone("released", at, ref.acquired_at, sem.name,
+                                                             type_name=cur.type_name))
+                    fr.stack[slot] = MISC
+                self.finish(UNINIT)
+                return
+            # next: an element or NULL; the element is trusted (RCU inside an RCU-protected iterator)
+            r0 = self.proto_return(trusted=True)
+            self.finish(r0)
+            return
+        r0 = self.proto_return(trusted=False)
+        if sem.has(K.RELEASE):
+            for r in CALLER_SAVED:
+                reg = self.regs[r]
+                if reg.is_pointer and reg.ref_obj_id in st.refs:
+                    ref = st.refs[reg.ref_obj_id]
+                    it.release(st, reg.ref_obj_id, Tombstone("released", at, ref.acquired_at, sem.name,
+                                                             type_name=reg.type_name))
+                    break
+        if sem.has(K.ACQUIRE) and r0.is_pointer and r0.type != ANYTHING:
+            rid = it.acquire(st, "kernel", at, sem.name, r0.type_name)
+            r0 = replace(r0, ref_obj_id=rid)
+        self.finish(r0)
+
+    def proto_return(self, trusted: bool) -> Reg:
+        """R0 after a kfunc, from its BTF prototype (check_kfunc_call's return-type rules)."""
+        it, sem, at = self.it, self.sem, self.insn.idx
+        proto = it.prog.obj.extern_protos.get(sem.name) if it.prog.obj is not None else None
+        if proto is None and sem.name in it.env.kernel_funcs:
+            proto = it.env.kernel_funcs[sem.name][0]
+        if proto is None:
+            return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns (no prototype)")
+        kind, name, size = proto
+        if kind == "scalar" or kind == "void":
+            return UNKNOWN
+        if kind == "void_ptr":
+            return UNKNOWN          # a kfunc returning 'void *' returns a scalar
+        flags: set[str] = set()
+        vid = 0
+        if sem.has(K.RET_NULL):
+            flags.add(MAYBE_NULL)
+            vid = it._new_id()
+            it.null_origin[vid] = at
+        if kind == "mem":
+            return Reg(MEM, flags=frozenset(flags), id=vid, mem_size=size, type_name=name)
+        if trusted:
+            flags.add(RCU if sem.has(K.RCU_PROTECTED) else TRUSTED)
+        return Reg(BTF_ID, type_name=name, flags=frozenset(flags), id=vid)
 
     def graph_insert(self) -> None:
         it, st, at = self.it, self.st, self.insn.idx
@@ -1341,6 +1508,23 @@ class CallChecker:
             rid = it.acquire(st, sem.ref_kind, at, sem.name, tname)
             return Reg(BTF_ID, type_name=tname, btf_id=type_id, flags=frozenset(flags | {ALLOC}), id=vid,
                        ref_obj_id=rid)
+        if ret == K.RET_CAST_TYPE:
+            # bpf_rdonly_cast: an untrusted pointer of the program-BTF type named by the constant
+            type_id = self.local_type[0] if self.local_type else 0
+            tname = ""
+            try:
+                t = it.btf[it.btf.resolve(type_id)] if it.btf is not None and type_id else None
+                tname = t.name if t is not None and t.kind.name in ("STRUCT", "UNION") else ""
+            except Exception:  # noqa: BLE001 - malformed BTF: untyped memory
+                tname = ""
+            if not tname:
+                return Reg(MEM, flags=frozenset({UNTRUSTED}))
+            return Reg(BTF_ID, type_name=tname, flags=frozenset({UNTRUSTED}))
+        if ret == K.RET_KERN_CTX:
+            tname = KERN_CTX_TYPES.get(self.it.prog.prog_type, "")
+            if not tname:
+                return replace(ANY, type_name=f"the kernel context of {self.it.prog.prog_type} programs")
+            return Reg(BTF_ID, type_name=tname, flags=frozenset({TRUSTED}))
         if ret == K.RET_SAME_OBJ:
             src = self.regs[1]
             if sem.ret_nonnull_if_owned and src.ref_obj_id:
@@ -1348,10 +1532,12 @@ class CallChecker:
             rid = it.acquire(st, "local", at, sem.name, src.type_name)
             return Reg(BTF_ID, type_name=src.type_name, btf_id=src.btf_id, flags=frozenset(flags | {ALLOC}),
                        id=vid, ref_obj_id=rid)
+        if ret == K.RET_ANYTHING or (self.unknown_args and ret not in (K.RET_SCALAR, K.RET_VOID)):
+            return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
         if ret == K.RET_GRAPH_NODE:
             root = self.root_arg[2] if self.root_arg else None
             if root is None:
-                return UNKNOWN
+                return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
             if sem.effect == K.EFFECT_GRAPH_PEEK:
                 return Reg(BTF_ID, type_name=root.value_type, btf_id=root.value_btf_id, off=root.node_off,
                            flags=frozenset(flags | {ALLOC, NON_OWN}), id=vid, nonown_at=at, nonown_via=sem.name)
@@ -1364,7 +1550,20 @@ class CallChecker:
             return Reg(BTF_ID, type_name=sem.ret_type, flags=frozenset(flags | {TRUSTED}), id=vid, ref_obj_id=rid)
         if ret == K.RET_MAP_VALUE:
             m = self.regs[1].map
+            if m is not None and m.map_type in MAP_IN_MAP_TYPES:
+                # an outer map's value is the inner map (the inner's layout is not modelled)
+                return Reg(MAP_PTR, map=None, flags=frozenset(flags), id=vid)
             return Reg(MAP_VALUE, map=m, flags=frozenset(flags), id=vid)
+        if ret == K.RET_BTF_PTR:
+            trusted = {TRUSTED} if sem.has(K.TRUSTED_ARGS) else set()
+            return Reg(BTF_ID, type_name=sem.ret_type, flags=frozenset(flags | trusted), id=vid)
+        if ret == K.RET_MEM:
+            return Reg(MEM, flags=frozenset(flags), id=vid)
+        if ret == K.RET_CAST_SOCKET:
+            src = self.regs[1]
+            cast = sem.name in K.PTR_CASTS and src.is_pointer
+            return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=src.ref_obj_id if cast else 0,
+                       type_name=sem.ret_type or "bpf_sock")
         if ret == K.RET_RINGBUF_MEM:
             rid = it.acquire(st, "ringbuf", at, sem.name, "")
             size = self.regs[2].const if self.regs[2].is_const else 0
@@ -1375,7 +1574,7 @@ class CallChecker:
         if ret == K.RET_KPTR_OLD:
             k = kptr_old
             if k is None:
-                return UNKNOWN
+                return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
             kind = ("percpu_local" if k.percpu else "local") if k.local else k.type_name
             rid = it.acquire(st, kind, at, sem.name, k.type_name)
             extra = ({ALLOC, PERCPU} if k.percpu else {ALLOC}) if k.local else {TRUSTED}
@@ -1466,6 +1665,7 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
             return False
         return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
     if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
-            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at):
+            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
+            (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
         return False
     return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)

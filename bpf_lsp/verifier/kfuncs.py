@@ -11,9 +11,12 @@ Bump ``SEMANTICS_VERSION`` whenever a record changes: cached verification result
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
-SEMANTICS_VERSION = 3
+SEMANTICS_VERSION = 4
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -24,6 +27,9 @@ RCU = "rcu"
 RCU_PROTECTED = "rcu_protected"
 DESTRUCTIVE = "destructive"
 SLEEPABLE = "sleepable"
+ITER_NEW = "iter_new"            # KF_ITER_NEW: initialises the iterator its first argument points to
+ITER_NEXT = "iter_next"
+ITER_DESTROY = "iter_destroy"
 
 # Argument kinds
 SCALAR = "scalar"                # any scalar
@@ -63,6 +69,14 @@ RET_MAP_VALUE = "map_value"
 RET_RINGBUF_MEM = "ringbuf_mem"
 RET_SOCKET = "socket"
 RET_KPTR_OLD = "kptr_old"        # the previous content of a kptr field
+RET_CAST_TYPE = "cast_type"      # bpf_rdonly_cast: untrusted pointer of the type named by ``__k``
+RET_KERN_CTX = "kern_ctx"        # bpf_cast_to_kern_ctx: the kernel object behind the context
+RET_PROTO = "proto"              # whatever the function's BTF prototype returns (generated records)
+RET_ANYTHING = "anything"        # a function we know nothing about: the result is unknown
+# helper return kinds from the kernel's bpf_func_proto (RET_*), for generated helper records
+RET_BTF_PTR = "btf_ptr"          # PTR_TO_BTF_ID of ``ret_type`` (trusted when TRUSTED is in flags)
+RET_MEM = "mem"                  # memory of unknown size (per-CPU pointers, dynptr slices)
+RET_CAST_SOCKET = "cast_socket"  # bpf_sk_fullsock/bpf_tcp_sock: a view of the argument's socket
 
 # Special behaviour, beyond flags: what the call does to the abstract state.
 EFFECT_OBJ_NEW = "obj_new"
@@ -115,6 +129,12 @@ class Semantics:
     is_helper: bool = False
     helper_id: int = 0
     ret_nonnull_if_owned: bool = False   # never NULL when its argument is an owning reference
+    generated: bool = False      # derived from the generated kernel table, not written by hand:
+                                 # arguments are not checked, only flags (acquire/release/iterators)
+
+    @property
+    def iter_op(self) -> str:
+        return next((f for f in (ITER_NEW, ITER_NEXT, ITER_DESTROY) if f in self.flags), "")
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -253,6 +273,12 @@ for _name, _args in (
                              summary="works on a trusted or RCU-protected cpumask; takes no ownership"))
 
 _KFUNCS += [
+    # --- casts (kernel/bpf/helpers.c common set; special-cased in check_kfunc_call) ---
+    Semantics("bpf_rdonly_cast", (Arg("obj__ign", IGNORED), Arg("btf_id__k", LOCAL_TYPE_ID)), RET_CAST_TYPE,
+              summary="reinterprets a pointer as the given type: an untrusted, read-only pointer (what "
+                      "`bpf_core_cast` expands to); takes no ownership"),
+    Semantics("bpf_cast_to_kern_ctx", (Arg("obj", CTX),), RET_KERN_CTX,
+              summary="the kernel object behind the program's context (e.g. `struct sk_buff`), trusted"),
     # --- RCU and preemption ---
     Semantics("bpf_rcu_read_lock", (), RET_VOID, _f(), EFFECT_RCU_LOCK,
               summary="opens an RCU read-side critical section; close it with `bpf_rcu_read_unlock` on every path"),
@@ -345,12 +371,102 @@ MACRO_SPELLING = {"bpf_obj_new_impl": "bpf_obj_new", "bpf_percpu_obj_new_impl": 
                   "bpf_list_push_back_impl": "bpf_list_push_back", "bpf_rbtree_add_impl": "bpf_rbtree_add"}
 
 
-def lookup_kfunc(name: str) -> Semantics | None:
-    return KFUNCS.get(name)
+# ---- the generated kernel table (bpf_lsp/data/kernel_tables.json, devtools/gen_kernel_tables.py)
+
+_KF_FLAGS = {"KF_ACQUIRE": ACQUIRE, "KF_RELEASE": RELEASE, "KF_RET_NULL": RET_NULL,
+             "KF_TRUSTED_ARGS": TRUSTED_ARGS, "KF_RCU": RCU, "KF_RCU_PROTECTED": RCU_PROTECTED,
+             "KF_SLEEPABLE": SLEEPABLE, "KF_DESTRUCTIVE": DESTRUCTIVE, "KF_ITER_NEW": ITER_NEW,
+             "KF_ITER_NEXT": ITER_NEXT, "KF_ITER_DESTROY": ITER_DESTROY}
+# kernel RET_* kinds -> our return kinds; anything else is unknown to the model
+_HELPER_RETS = {"RET_INTEGER": RET_SCALAR, "RET_VOID": RET_VOID, "RET_PTR_TO_MAP_VALUE": RET_MAP_VALUE,
+                "RET_PTR_TO_BTF_ID": RET_BTF_PTR, "RET_PTR_TO_BTF_ID_TRUSTED": RET_BTF_PTR,
+                "RET_PTR_TO_MEM_OR_BTF_ID": RET_MEM, "RET_PTR_TO_DYNPTR_MEM": RET_MEM,
+                "RET_PTR_TO_SOCKET": RET_CAST_SOCKET, "RET_PTR_TO_TCP_SOCK": RET_CAST_SOCKET,
+                "RET_PTR_TO_SOCK_COMMON": RET_CAST_SOCKET}
+# is_ptr_cast_function(): the result carries the argument's reference
+PTR_CASTS = {"bpf_sk_fullsock", "bpf_tcp_sock", "bpf_skc_to_tcp_sock", "bpf_skc_to_tcp6_sock",
+              "bpf_skc_to_udp6_sock", "bpf_skc_to_udp_sock", "bpf_skc_to_tcp_timewait_sock",
+              "bpf_skc_to_tcp_request_sock", "bpf_skc_to_mptcp_sock", "bpf_skc_to_unix_sock"}
+
+
+@lru_cache(maxsize=1)
+def kernel_table() -> dict:
+    """The generated table: helper prototypes, kfunc flags and hooks (empty when missing)."""
+    try:
+        text = resources.files("bpf_lsp").joinpath("data/kernel_tables.json").read_text()
+        return json.loads(text)
+    except (OSError, ValueError):
+        return {"helpers": {}, "kfuncs": {}, "prog_type_hooks": {}, "kernel_source": ""}
+
+
+@lru_cache(maxsize=None)
+def _generated_kfunc(name: str) -> Semantics:
+    entry = kernel_table()["kfuncs"].get(name)
+    flags = frozenset(_KF_FLAGS[f] for f in (entry or {}).get("flags", ()) if f in _KF_FLAGS)
+    kind = name.removeprefix("bpf_iter_").rsplit("_", 1)[0] if flags & {ITER_NEW, ITER_NEXT, ITER_DESTROY} else ""
+    return Semantics(name, (), RET_PROTO, flags,
+                     ref_kind=f"iter:{kind}" if ITER_NEW in flags else ("kernel" if ACQUIRE in flags else ""),
+                     releases="kernel" if RELEASE in flags else "", generated=True,
+                     summary=_generated_summary(flags))
+
+
+def _generated_summary(flags: frozenset[str]) -> str:
+    if ITER_NEW in flags:
+        return "initialises an open-coded iterator: destroy it with the matching `_destroy` on every path"
+    if ITER_NEXT in flags:
+        return "advances the iterator: returns the next element, or NULL when it is exhausted"
+    if ITER_DESTROY in flags:
+        return "destroys the iterator"
+    if ACQUIRE in flags:
+        return "returns a reference" + (" (or NULL)" if RET_NULL in flags else "") + \
+            " that must be released on every path"
+    if RELEASE in flags:
+        return "releases the reference passed to it"
+    return "takes no ownership"
+
+
+@lru_cache(maxsize=None)
+def _generated_helper(helper_id: int) -> Semantics | None:
+    entry = kernel_table()["helpers"].get(str(helper_id))
+    if entry is None:
+        return None
+    rets = {_HELPER_RETS.get(r, RET_ANYTHING) for r in entry["ret"]}
+    ret = rets.pop() if len(rets) == 1 else RET_ANYTHING   # variants that disagree: unknown
+    flags = {RET_NULL} if entry["ret_or_null"] else set()
+    if "RET_PTR_TO_BTF_ID_TRUSTED" in entry["ret"]:
+        flags.add(TRUSTED_ARGS)   # read by the interpreter as "the returned pointer is trusted"
+    if ret == RET_CAST_SOCKET and entry["name"] not in PTR_CASTS:
+        ret = RET_SOCKET if entry["ret"] == ["RET_PTR_TO_SOCKET"] else RET_CAST_SOCKET
+    structs = entry.get("ret_struct") or []
+    return Semantics(entry["name"], (), ret, frozenset(flags), ret_type=structs[0] if len(structs) == 1 else "",
+                     is_helper=True, helper_id=helper_id, generated=True,
+                     summary="prototype from the kernel's helper definitions; no ownership effect")
+
+
+def lookup_kfunc(name: str) -> Semantics:
+    """The hand-written record, else one derived from the generated table (flags only)."""
+    return KFUNCS.get(name) or _generated_kfunc(name)
 
 
 def lookup_helper(helper_id: int) -> Semantics | None:
-    return HELPERS.get(helper_id)
+    return HELPERS.get(helper_id) or _generated_helper(helper_id)
+
+
+def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:
+    """Whether a program of this type may call the kfunc (register_btf_kfunc_id_set hooks).
+
+    Unknown is allowed: a kfunc missing from the table, one whose sets are registered in a way
+    the generator could not read (no hooks), or a program type we do not map.
+    """
+    table = kernel_table()
+    entry = table["kfuncs"].get(sem.name)
+    if entry is not None and entry.get("hooks"):
+        hooks = set(entry["hooks"])
+        hook = table["prog_type_hooks"].get(prog_type, "")
+        return "common" in hooks or hook in hooks
+    if sem.prog_types and not sem.generated:
+        return prog_type in sem.prog_types
+    return True
 
 
 def spelling(name: str) -> str:
