@@ -17,7 +17,7 @@ demo: setup
 	-$(BIN)/bpf-lsp check -I $(BUILD) -I examples examples/*.bpf.c
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP) headers
 

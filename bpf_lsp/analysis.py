@@ -140,6 +140,30 @@ class Analyzer:
     def analyze(self, text: str, path: str) -> Analysis:
         return self.verify(self.compile(text, path))
 
+    def analyze_linked(self, paths: list[str]) -> Analysis:
+        """Several files of one BPF program: each compiled (through the caches), then linked by
+        libbpf's static linker, then verified as the one object the loader would see."""
+        from .frontend.link import LinkError, link_objects
+        paths = [os.path.abspath(p) for p in paths]
+        analysis = Analysis(paths[0])
+        texts, objects = {}, []
+        for p in paths:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                texts[p] = f.read()
+            stage = self.compile(texts[p], p)
+            analysis.compiler_diagnostics.extend(stage.compiler_diagnostics)
+            if stage.object_bytes is None:
+                return analysis
+            objects.append((p, stage.object_bytes))
+        try:
+            linked = link_objects(objects)
+        except LinkError as e:
+            analysis.error = str(e)
+            analysis.compiler_diagnostics.append(SourceDiagnostic("object-error", "error", str(e),
+                                                                  Span(paths[0], 1, 1, 1, 1)))
+            return analysis
+        return self.verify_object(linked, paths[0], analysis, texts)
+
     def analyze_object_file(self, path: str) -> Analysis:
         path = os.path.abspath(path)
         with open(path, "rb") as f:

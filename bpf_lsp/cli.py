@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+import time
 import urllib.parse
 
 from . import __version__
@@ -18,6 +19,10 @@ def _settings(args):
     raw = {"includeDirs": [os.path.abspath(d) for d in args.include or []], "extraFlags": list(args.clang_arg or [])}
     if getattr(args, "budget", None):
         raw["verifierBudget"] = args.budget
+    if getattr(args, "timeout_ms", None) is not None:
+        raw["verifierTimeoutMs"] = args.timeout_ms
+    if getattr(args, "target_kernel", None):
+        raw["targetKernel"] = args.target_kernel
     if getattr(args, "compiler", None):
         raw["compilerPath"] = args.compiler
     s, _ = s.updated(raw)
@@ -28,17 +33,41 @@ def _analyze_paths(args):
     from .analysis import Analyzer
     analyzer = Analyzer(_settings(args), build_pch_synchronously=True)
     out = []
+    if getattr(args, "link", False):
+        missing = [p for p in args.paths if not os.path.exists(p)]
+        if missing:
+            return [(p, None, f"{p}: no such file", 0.0) for p in missing]
+        start = time.monotonic()
+        return [(args.paths[0], analyzer.analyze_linked(args.paths), "", time.monotonic() - start)]
     for path in args.paths:
         if not os.path.exists(path):
-            out.append((path, None, f"{path}: no such file"))
+            out.append((path, None, f"{path}: no such file", 0.0))
             continue
+        start = time.monotonic()
         if path.endswith(".o"):
-            out.append((path, analyzer.analyze_object_file(path), ""))
+            analysis = analyzer.analyze_object_file(path)
         else:
             with open(path, encoding="utf-8", errors="replace") as f:
                 text = f.read()
-            out.append((path, analyzer.analyze(text, path), ""))
+            analysis = analyzer.analyze(text, path)
+        out.append((path, analysis, "", time.monotonic() - start))
     return out
+
+
+def check_summary(results, out) -> None:
+    """Per file: programs, accepted, rejected, incomplete and seconds, then the totals."""
+    rows = [("file", "programs", "accepted", "rejected", "incomplete", "seconds")]
+    totals = [0, 0, 0, 0, 0.0]
+    for path, analysis, problem, seconds in results:
+        progs = analysis.programs if analysis else []
+        counts = [len(progs)] + [sum(p.verdict == v for p in progs) for v in ("accept", "reject", "incomplete")]
+        note = "" if analysis and (analysis.obj or not progs) else " (not compiled)"
+        rows.append((os.path.relpath(path) + note, *map(str, counts), f"{seconds:.2f}"))
+        totals = [t + c for t, c in zip(totals, counts + [seconds])]
+    rows.append(("total", *map(str, totals[:4]), f"{totals[4]:.2f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)), file=out)
 
 
 def _finding_json(d):
@@ -59,7 +88,7 @@ def _kernel_json(c) -> dict:
 def check_json(results, kernel: dict | None = None) -> dict:
     """`kernel`: from `kernel_cross_check`, adds a "kernel" object to every program."""
     files = []
-    for path, analysis, problem in results:
+    for path, analysis, problem, _seconds in results:
         entry = {"path": path, "programs": []}
         checked = (kernel or {}).get(path)
         if analysis is not None:
@@ -116,7 +145,7 @@ def check_sarif(results) -> dict:
             rules.append(rule)
         return rule_index[code]
 
-    for path, analysis, problem in results:
+    for path, analysis, problem, _seconds in results:
         if problem:   # e.g. a missing file: a tool failure, not a finding, but never silently dropped
             notifications.append({"level": "error", "message": {"text": problem},
                                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": _artifact_uri(path)}}}]})
@@ -145,7 +174,7 @@ def check_sarif(results) -> dict:
 def check_text(results, out) -> None:
     from .diagnostics.sources import SourceFiles
     files = SourceFiles()
-    for path, analysis, problem in results:
+    for path, analysis, problem, _seconds in results:
         if problem:
             print(f"{path}: error: {problem}", file=out)
         if analysis is None:
@@ -173,7 +202,7 @@ def kernel_cross_check(results) -> tuple[dict, str | None]:
     from .kernel_check import KernelUnavailable, cross_check, unavailable_reason
     reason = unavailable_reason()
     out = {}
-    for path, analysis, _ in results:
+    for path, analysis, _, _seconds in results:
         if analysis is None or analysis.obj is None:
             continue   # nothing compiled: there is no object to load
         try:
@@ -218,14 +247,18 @@ def cmd_check(args) -> int:
         print()
     else:
         check_text(results, sys.stdout)
+    if args.summary:
+        check_summary(results, sys.stdout if args.format == "text" else sys.stderr)
     if kernel is not None:
         # keep json/sarif on stdout parseable: the comparison goes to stderr there
         kernel_text(kernel, reason, sys.stdout if args.format == "text" else sys.stderr)
     compile_failed = any(a is None or (a.obj is None and any(d.severity == "error" for d in a.compiler_diagnostics))
-                         for _, a, _ in results)
+                         for _, a, _, _ in results)
     if compile_failed:
         return 2
-    errors = any(d.severity == "error" for _, a, _ in results if a for d in a.diagnostics)
+    # the verdicts come from the verifier's findings (a finding is never lost to rendering)
+    errors = any(p.verdict == "reject" for _, a, _, _ in results if a for p in a.programs) or \
+        any(d.severity == "error" for _, a, _, _ in results if a for d in a.compiler_diagnostics)
     return 1 if errors else 0
 
 
@@ -279,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="verify files and print findings like a compiler")
     c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     c.add_argument("--budget", type=int, help="verifier instruction budget per program")
+    c.add_argument("--timeout-ms", type=int, help="verifier wall-time budget per program (0: none; default 2000)")
+    c.add_argument("--target-kernel", metavar="RELEASE", help="kernel release __kconfig externs are resolved for")
+    c.add_argument("--link", action="store_true",
+                   help="the sources are the files of one BPF program: compile each, link them with libbpf's "
+                        "static linker (bpftool gen object), verify the result")
+    c.add_argument("--summary", action="store_true",
+                   help="per file: programs, accepted, rejected, incomplete and seconds, then totals")
     c.add_argument("--kernel", action="store_true",
                    help="also load each program into the running kernel (root or CAP_BPF) and show its verdict "
                         "beside ours; informational: the exit code stays bpf-lsp's own")

@@ -51,13 +51,13 @@ def corpus_cases() -> list[str]:
     return sorted(p.name[: -len(".bpf.c")] for p in CORPUS_CASES.glob("*.bpf.c"))
 
 
-def clang_object(source: Path, out_dir: Path, extra: list[str] | None = None) -> Path:
-    """Compile with the system clang exactly as the corpus's kernel-verdicts.sh does."""
+def clang_object(source: Path, out_dir: Path, extra: list[str] | None = None, debug: bool = True) -> Path:
+    """Compile with the system clang exactly as the corpus's kernel-verdicts.sh does (`debug`: -g)."""
     clang = shutil.which("clang-19") or shutil.which("clang")
     if not clang:
         pytest.skip("no system clang")
     obj = out_dir / (source.name.replace(".bpf.c", "") + ".o")
-    argv = [clang, "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-D__TARGET_ARCH_x86",
+    argv = [clang, "-target", "bpf", "-O2", *(["-g"] if debug else []), "-mcpu=v3", "-D__TARGET_ARCH_x86",
             *[f"-I{d}" for d in corpus_include_dirs()], *(extra or []), "-c", str(source), "-o", str(obj)]
     try:
         subprocess.run(argv, check=True, capture_output=True)
@@ -79,6 +79,12 @@ def analyzer():
 
 def analyze_file(analyzer, path: Path):
     return analyzer.analyze(path.read_text(), str(path))
+
+
+def analyze_text(analyzer, path: Path, text: str):
+    """Analyse a buffer as if it were the file at `path` (written there too, for the AST layer)."""
+    path.write_text(text)
+    return analyzer.analyze(text, str(path))
 
 
 def kernel_tsv() -> dict[str, tuple[str, str, str]]:

@@ -73,3 +73,87 @@ def test_doctor_names_the_compiler_and_kernel_btf():
     p = run("doctor")
     assert p.returncode == 0
     assert "clang" in p.stdout and "/sys/kernel/btf/vmlinux" in p.stdout
+
+
+def _leak_findings(p):
+    progs = json.loads(p.stdout)["files"][0]["programs"]
+    return [f for pr in progs for f in pr["findings"] if f["code"] == "reference-leak"], progs
+
+
+def test_an_object_without_debug_info_still_reports_its_leak(tmp_path):
+    """The verdict comes from the verifier's findings: a finding with no source line is shown on
+    the file's first line with its instruction, never dropped."""
+    from conftest import clang_object
+    obj = clang_object(CORPUS_CASES / "task_acquire_leak.bpf.c", tmp_path, debug=False)
+    p = run("check", "--format", "json", str(obj))
+    assert p.returncode == 1, p.stdout
+    leaks, progs = _leak_findings(p)
+    assert progs[0]["verdict"] == "reject"
+    (leak,) = leaks
+    assert leak["severity"] == "error" and (leak["line"], leak["column"]) == (1, 1)
+    assert "no source line" in leak["message"] and "instruction" in leak["message"]
+    assert leak["kernel_message"].startswith("Unreleased reference")
+    assert "?" not in leak["message"]
+
+
+def test_a_stripped_object_and_one_whose_sources_are_gone(tmp_path):
+    import shutil
+    from conftest import clang_object
+    src = tmp_path / "src"
+    src.mkdir()
+    copy = src / "task_acquire_leak.bpf.c"
+    shutil.copy(CORPUS_CASES / "task_acquire_leak.bpf.c", copy)
+    obj = clang_object(copy, tmp_path)
+    stripped = tmp_path / "stripped.o"
+    llvm_strip = shutil.which("llvm-strip-19") or shutil.which("llvm-strip")
+    if llvm_strip:
+        subprocess.run([llvm_strip, "-g", str(obj), "-o", str(stripped)], check=True)
+        p = run("check", "--format", "json", str(stripped))
+        assert p.returncode == 1 and _leak_findings(p)[0]
+    shutil.rmtree(src)            # the object's line info now names a file that does not exist
+    p = run("check", "--format", "json", str(obj))
+    assert p.returncode == 1
+    (leak,) = _leak_findings(p)[0]
+    assert leak["line"] > 1 and "?" not in leak["message"]
+
+
+def test_summary_counts_programs_per_file_and_in_total(tmp_path):
+    leak, ok = CORPUS_CASES / "task_acquire_leak.bpf.c", CORPUS_CASES / "task_acquire_release_ok.bpf.c"
+    p = run("check", "--summary", str(leak), str(ok))
+    assert p.returncode == 1
+    rows = [line.split() for line in p.stdout.splitlines()[-3:]]
+    assert rows[0][1:5] == ["1", "0", "1", "0"] and rows[0][0].endswith("task_acquire_leak.bpf.c")
+    assert rows[1][1:5] == ["1", "1", "0", "0"]
+    assert rows[2][:5] == ["total", "2", "1", "1", "0"] and float(rows[2][5]) > 0
+
+
+def test_link_verifies_the_files_of_one_program_together(tmp_path):
+    """Alone, a.bpf.c calls a function it does not have (unknown: incomplete, no error); linked with
+    b.bpf.c the call resolves, and the kernel's rule applies: a global function must return a
+    scalar (this kernel says "Global function lookup() doesn't return scalar"), so the pointer
+    it returns cannot be dereferenced."""
+    from conftest import FIXTURES
+    (tmp_path / "a.bpf.c").write_text('#include "fixture.h"\nstruct task_ctx { long seen; };\n'
+                                      'extern struct task_ctx *lookup(struct task_struct *p);\n'
+                                      'SEC("tp_btf/task_newtask")\n'
+                                      'int BPF_PROG(linked_prog, struct task_struct *task, u64 clone_flags)\n'
+                                      '{\n\tstruct task_ctx *t = lookup(task);\n\tif (!t)\n\t\treturn 0;\n'
+                                      '\treturn t->seen;\n}\nchar LICENSE[] SEC("license") = "GPL";\n')
+    (tmp_path / "b.bpf.c").write_text('#include "fixture.h"\nstruct task_ctx { long seen; };\n'
+                                      'struct { __uint(type, BPF_MAP_TYPE_TASK_STORAGE); '
+                                      '__uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); '
+                                      '__type(value, struct task_ctx); } stor SEC(".maps");\n'
+                                      '__noinline struct task_ctx *lookup(struct task_struct *p)\n'
+                                      '{\n\treturn bpf_task_storage_get(&stor, p, 0, 0);\n}\n')
+    inc = ["-I", str(FIXTURES / "include")]
+    alone = run("check", "--format", "json", *inc, str(tmp_path / "a.bpf.c"))
+    (prog,) = json.loads(alone.stdout)["files"][0]["programs"]
+    assert alone.returncode == 0 and prog["verdict"] == "incomplete"
+    assert [f["code"] for f in prog["findings"]] == ["model-gap"]
+    linked = run("check", "--link", "--format", "json", *inc, str(tmp_path / "a.bpf.c"), str(tmp_path / "b.bpf.c"))
+    progs = json.loads(linked.stdout)["files"][0]["programs"]
+    assert linked.returncode == 1
+    assert {p["name"]: p["verdict"] for p in progs}["linked_prog"] == "reject"
+    found = {(f["code"], f["line"]) for p in progs if p["name"] == "linked_prog" for f in p["findings"]}
+    # the dereference in a.bpf.c, and b.bpf.c's global function returning a pointer
+    assert found == {("invalid-deref", 10), ("invalid-return", 6)}

@@ -45,9 +45,9 @@ def _word_at(text: str, column: int) -> str | None:
 
 
 def _semantics(name: str):
-    sem = K.lookup_kfunc(name) or K.HELPERS_BY_NAME.get(name)
+    sem = K.known_kfunc(name) or K.HELPERS_BY_NAME.get(name)
     if sem is None:
-        sem = K.lookup_kfunc(name + "_impl")
+        sem = K.known_kfunc(name + "_impl")
     return sem
 
 

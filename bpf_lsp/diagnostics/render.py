@@ -22,9 +22,21 @@ STATE_WORDS = {"released": "was already released", "unlocked": "is a non-owning 
                "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference"}
 
 
+# what a helper argument needed (helper-arg-type's `expected`, the kernel's spelling) in words
+EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve()",
+                  "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_": "a socket reference"}
+# the template arguments `render` fills for every finding; the rest come from the finding's own args
+# (tests/test_codes_render.py checks every template against these and its emitters)
+RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "acquire_line", "what", "release_call", "release_line",
+                           "insert_call", "insert_line", "unlock_call", "unlock_line", "lock", "lock_line", "held",
+                           "held_line", "rcu_line", "state", "expected_words"})
+UNKNOWN_LINE = "?"
+
+
 class _Args(dict):
     def __missing__(self, key):
-        return "?"
+        # never shown: a test fails for any template argument nothing fills
+        return ""
 
 
 def _lock_name(src: ProgramSources, lock_insn: int | None, holder) -> str:
@@ -49,9 +61,9 @@ def _call_name(src: ProgramSources, insn: int | None) -> str:
 
 def _line(src: ProgramSources, insn: int | None) -> str:
     if insn is None or insn < 0:
-        return "?"
+        return UNKNOWN_LINE
     p = src.place(insn)
-    return str(p.line) if p else "?"
+    return str(p.line) if p else UNKNOWN_LINE
 
 
 def _null_check(var: str | None) -> re.Pattern | None:
@@ -126,6 +138,14 @@ def _exit_statement(src: ProgramSources, path: int, prev: int | None,
     return prev
 
 
+def _iterator_variable(src: ProgramSources, insn: int | None) -> str | None:
+    """The iterator a `bpf_iter_*_new(&it, ...)` call initialises: its first argument."""
+    if insn is None or insn < 0:
+        return None
+    m = re.match(r"\w+\(\s*&\s*([A-Za-z_]\w*)", src.call_text(insn, _call_name(src, insn) or "bpf_iter"))
+    return m.group(1) if m else None
+
+
 def _unplaced_span(src: ProgramSources, fallback_path: str) -> Span:
     """Where a finding without a source line is shown: the program's first line, else the file's."""
     p = src.place(src.prog.main.start)
@@ -150,7 +170,7 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     where = path if f.code in EXIT_CODES and path is not None else f.insn
     if f.code in EXIT_CODES:
         leaked = src.acquired_variable(acquired) if f.code == "reference-leak" and acquired is not None \
-            and acquired >= 0 else None
+            and acquired >= 0 and not str(f.arg("kind", "")).startswith("iter:") else None
         where = _exit_statement(src, where, f.related_insn("path_prev"), leaked)
     if isinstance(where, tuple):
         span = src.statement_span(*where)
@@ -161,7 +181,9 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
         span = _unplaced_span(src, fallback_path)
 
     var = None
-    if isinstance(reg, int):
+    if str(f.arg("kind", "")).startswith("iter:") and acquired is not None:
+        var = _iterator_variable(src, acquired)
+    if var is None and isinstance(reg, int):
         v = src.variable(f.insn, reg=reg)
         var = v.name if v else None
     if var is None and acquired is not None and acquired >= 0:
@@ -203,7 +225,11 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
             args[k] = f.arg(k)
     if f.code == "unsupported":
         args["what"] = f.arg("what", "this construct")
+    args["expected_words"] = EXPECTED_WORDS.get(f.arg("expected", ""), "another kind of value")
     message = code.message.format_map(args)
+    # a place the object cannot name (no line info for it) is left out rather than shown as "?"
+    message = re.sub(rf" (on|from) line {re.escape(UNKNOWN_LINE)}\b", "", message)
+    message = message.replace(f"line {UNKNOWN_LINE}", "an earlier line")
     if f.code == "reference-leak" and f.arg("kind") and not var:
         message = message.replace("the reference", KIND_WORDS.get(f.arg("kind"), "the reference"))
     if unplaced:

@@ -473,7 +473,9 @@ class Interpreter:
 
     def _load(self, insn: Insn, st: State) -> None:
         if st.cur.regs[insn.src].type == ANYTHING:
-            # through an unknown value: the result is unknown too (same cause)
+            # through an unknown value: the kernel checks this access, we cannot; the result is
+            # unknown too (same cause)
+            self._gap(insn.idx, st.cur.regs[insn.src])
             st.cur.regs[insn.dst] = st.cur.regs[insn.src]
             return
         base = self._mem_base(insn, st, insn.src, write=False)
@@ -506,6 +508,7 @@ class Interpreter:
 
     def _store(self, insn: Insn, st: State) -> None:
         if st.cur.regs[insn.dst].type == ANYTHING:
+            self._gap(insn.idx, st.cur.regs[insn.dst])
             return
         base = self._mem_base(insn, st, insn.dst, write=True)
         if base is None:
@@ -1056,9 +1059,6 @@ class CallChecker:
                 self.fail("helper-arg-type", related=self._tomb_related(reg), reg=r, type=reg.type_str(),
                           expected=expected, state=self._state_words(reg), reason=tomb.reason if tomb else "",
                           release_call=tomb.via if tomb else "")
-        if not self.sem.is_helper and reg.is_pointer and reg.maybe_null and reg.off and kind not in (K.IGNORED,):
-            self.fail("modified-null-ptr", related=self.it._acq_rel(reg, self.st), reg=r, type=reg.type_str(),
-                      off=reg.off)
         if reg.is_pointer and reg.maybe_null and not arg.nullable:
             if self.sem.is_helper:
                 if kind in (K.KPTR_NEW, K.MEM, K.MAP_KEY, K.MAP_VALUE_MEM):
@@ -1074,6 +1074,10 @@ class CallChecker:
                 # keep going as if it had been checked: later findings are then independent ones
                 self.it._mark_null_check(self.st, reg, is_null=False)
                 reg = self.regs[r]
+        # after the NULL checks: the kernel reports a possibly-NULL trusted argument first
+        if not self.sem.is_helper and reg.is_pointer and reg.maybe_null and reg.off and kind not in (K.IGNORED,):
+            self.fail("modified-null-ptr", related=self.it._acq_rel(reg, self.st), reg=r, type=reg.type_str(),
+                      off=reg.off)
         if reg.ref_obj_id and reg.is_pointer:
             self.ref_arg = (i, reg)
         handler = getattr(self, "arg_" + kind, None)

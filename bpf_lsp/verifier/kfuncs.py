@@ -448,6 +448,13 @@ def lookup_kfunc(name: str) -> Semantics:
     return KFUNCS.get(name) or _generated_kfunc(name)
 
 
+def known_kfunc(name: str) -> Semantics | None:
+    """The record of a kfunc we know of (hand-written or in the generated table), else None."""
+    if name in KFUNCS or name in kernel_table()["kfuncs"]:
+        return lookup_kfunc(name)
+    return None
+
+
 def lookup_helper(helper_id: int) -> Semantics | None:
     return HELPERS.get(helper_id) or _generated_helper(helper_id)
 

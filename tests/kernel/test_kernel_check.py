@@ -161,7 +161,7 @@ def test_unavailable_without_libbpf(monkeypatch, analyzer):
     def no_such_library(name, *args, **kwargs):
         raise OSError(f"{name}: cannot open shared object file: No such file or directory")
 
-    results = [(str(_case(ACCEPTED)), analyze_file(analyzer, _case(ACCEPTED)), "")]   # before CDLL breaks
+    results = [(str(_case(ACCEPTED)), analyze_file(analyzer, _case(ACCEPTED)), "", 0.0)]   # before CDLL breaks
     monkeypatch.setattr(kernel_check, "_lib_cache", [])
     monkeypatch.setattr(ctypes, "CDLL", no_such_library)
     reason = kernel_check.unavailable_reason()
