@@ -19,6 +19,8 @@ export interface ServerSettings {
   compileCommandsDir: string;
   debounceMs: number;
   verifierBudget: number;
+  targetKernel: string;
+  verifierTimeoutMs: number;
 }
 
 export type ServerSettingName = keyof ServerSettings;
@@ -31,6 +33,8 @@ export const SERVER_SETTING_KINDS: Readonly<Record<ServerSettingName, SettingKin
   compileCommandsDir: "string",
   debounceMs: "number",
   verifierBudget: "number",
+  targetKernel: "string",
+  verifierTimeoutMs: "number",
 };
 
 export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = {
@@ -40,6 +44,8 @@ export const DEFAULT_SERVER_SETTINGS: Readonly<ServerSettings> = {
   compileCommandsDir: "",
   debounceMs: 150,
   verifierBudget: 1_000_000,
+  targetKernel: "",
+  verifierTimeoutMs: 2000,
 };
 
 /** Settings that hold paths: a leading `~` is expanded in them (besides the variables). */

@@ -75,6 +75,8 @@ describe("toServerSettings", () => {
         compileCommandsDir: "/src/build",
         debounceMs: 300,
         verifierBudget: 5000,
+        targetKernel: "6.12.0",
+        verifierTimeoutMs: 500,
       }),
     );
     assert.deepEqual(value, {
@@ -84,6 +86,8 @@ describe("toServerSettings", () => {
       compileCommandsDir: "/src/build",
       debounceMs: 300,
       verifierBudget: 5000,
+      targetKernel: "6.12.0",
+      verifierTimeoutMs: 500,
     });
     assert.deepEqual(problems, []);
   });
