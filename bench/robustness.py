@@ -1,6 +1,6 @@
 """Robustness of bpf-lsp under mutated sources, corrupted objects and a chaotic LSP client.
 
-Runs the three harnesses of `bpf_lsp/fuzzing.py` at full size and prints, per harness: inputs
+Runs the three harnesses of `devtools/fuzz/` at full size and prints, per harness: inputs
 tried, crashes (exceptions escaping), hangs (a case over 20 s, or a worker killed after no
 answer), malformed output, worst and p50 latency. Every failure is tagged [known: <repro test>]
 when tests/fuzz/repro already reproduces it, [NEW] otherwise; failing inputs are saved under
@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bpf_lsp import fuzzing as F  # noqa: E402
+from devtools import fuzz as F  # noqa: E402
 
 
 def _progress(label: str, every: int):

@@ -11,18 +11,20 @@ import hashlib
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import codes as C
 from .diagnostics.hover import hover_markdown
 from .diagnostics.model import ProgramReport, SourceDiagnostic, Span
 from .diagnostics.render import render_all
 from .diagnostics.sources import ProgramSources, SourceFiles, object_variables
 from .frontend.compile import CompileOptions, CompileResult, compile_source
 from .frontend.kconfig import kernel_kconfig, kernel_version_code
-from .frontend.kernel_btf import kernel_facts
+from .frontend.headers import default_cache_root
+from .frontend.kernel_btf import KernelFacts, kernel_facts
+from .frontend.object_cache import ObjectCache
 from .frontend.objfile import BpfObject, ObjectError, Program, load_object
 from .frontend.preamble import PreambleCache
 from .settings import Settings
@@ -102,10 +104,15 @@ class Analyzer:
     """
 
     def __init__(self, settings: Settings | None = None, cache_dir: str | os.PathLike | None = None,
-                 build_pch_synchronously: bool = False):
+                 build_pch_synchronously: bool = False, facts: KernelFacts | None = None):
+        """`facts`: what is known of the target kernel (its BTF's structs, functions, tracepoints);
+        by default the running kernel's, read once. Part of every verification cache key."""
         self.settings = settings or Settings()
+        self._facts = facts
         self.pch = PreambleCache(Path(cache_dir) / "pch" if cache_dir else None)
+        self.objects = ObjectCache(Path(cache_dir) / "objects" if cache_dir else default_cache_root() / "objects")
         self.pch.build_synchronously = build_pch_synchronously
+        self.pch.build_on_reuse = build_pch_synchronously
         self._lock = threading.Lock()
         self._verified: OrderedDict[str, VerifyResult] = OrderedDict()
         self.reuse_log: list[str] = []
@@ -122,11 +129,11 @@ class Analyzer:
         path = os.path.abspath(path)
         text = clean_text(text)
         if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
-            diag = SourceDiagnostic("file-too-large", "error",
+            diag = SourceDiagnostic(C.FILE_TOO_LARGE, "error",
                                     f"the file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB; bpf-lsp does "
                                     "not analyse it", Span(path, 1, 1, 1, 1))
             return CompileStage(path, text, [diag], None)
-        result = compile_source(text, path, self.options, self.pch)
+        result = compile_source(text, path, self.options, self.pch, self.objects)
         return CompileStage(path, text, compiler_diagnostics(result, path),
                             result.object if result.ok else None, result.used_pch, result.seconds)
 
@@ -159,7 +166,7 @@ class Analyzer:
             linked = link_objects(objects)
         except LinkError as e:
             analysis.error = str(e)
-            analysis.compiler_diagnostics.append(SourceDiagnostic("object-error", "error", str(e),
+            analysis.compiler_diagnostics.append(SourceDiagnostic(C.OBJECT_ERROR, "error", str(e),
                                                                   Span(paths[0], 1, 1, 1, 1)))
             return analysis
         return self.verify_object(linked, paths[0], analysis, texts)
@@ -176,10 +183,10 @@ class Analyzer:
         except ObjectError as e:
             analysis.error = str(e)
             analysis.compiler_diagnostics.append(SourceDiagnostic(
-                "object-error", "error", f"the compiled object could not be analysed: {e}", Span(path, 1, 1, 1, 1)))
+                C.OBJECT_ERROR, "error", f"the compiled object could not be analysed: {e}", Span(path, 1, 1, 1, 1)))
             return analysis
         analysis.obj = obj
-        facts = kernel_facts()
+        facts = self.facts
         kconfig = self.kconfig()
         records = RecordBuilder(obj.btf, facts.struct_names)
         files = SourceFiles(texts, options=self.options)
@@ -201,7 +208,7 @@ class Analyzer:
                 except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the program
                     log.exception("verifying %s failed", prog.name)
                     analysis.programs.append(ProgramReport(prog.name, prog.section, "incomplete", [SourceDiagnostic(
-                        "internal-error", "warning", f"bpf-lsp could not analyse {prog.name}: "
+                        C.INTERNAL_ERROR, "warning", f"bpf-lsp could not analyse {prog.name}: "
                         f"{type(e).__name__}: {e}", Span(path, 1, 1, 1, 1), program=prog.name)]))
                     continue
                 with self._lock:
@@ -214,6 +221,12 @@ class Analyzer:
             analysis.programs.append(ProgramReport(prog.name, prog.section, program_verdict(result), diags, reused))
             analysis.results[prog.name] = (prog, result, src)
         return analysis
+
+    @property
+    def facts(self) -> KernelFacts:
+        if self._facts is None:
+            self._facts = kernel_facts()
+        return self._facts
 
     def kconfig(self) -> dict[str, int]:
         """`__kconfig` values: the running kernel's, or the `targetKernel` release's version alone."""

@@ -290,11 +290,6 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from .server import serve
-    return serve(args.rest if hasattr(args, "rest") else [])
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("serve", "--stdio") or argv[0].startswith("--log"):

@@ -14,9 +14,15 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines as clang and LSP number them (line ends removed)."""
-    return _LINE_END.split(text)
+def split_lines(text: str, keepends: bool = False) -> list[str]:
+    """Lines as clang and LSP number them: line ends removed, or kept (`keepends`: joining the
+    result gives the text back; a final line end starts no empty line)."""
+    if not keepends:
+        return _LINE_END.split(text)
+    parts = _LINE_END.split(text)
+    ends = _LINE_END.findall(text)
+    lines = [line + end for line, end in zip(parts, ends)]
+    return lines + [parts[-1]] if parts[-1] else lines
 
 
 def clean_text(text: str) -> str:

@@ -106,3 +106,20 @@ def fixture_expectations():
         sys.modules[name] = mod   # dataclasses look their module up there
         spec.loader.exec_module(mod)
     return sys.modules[name]
+
+
+# Layers of the suite, selectable with -m (CI runs them all): by where a test lives or what it needs.
+_LAYER_BY_DIR = {"kernel": "kernel", "fuzz": "chaos", "lsp": "lsp"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if rel[0] in _LAYER_BY_DIR:
+            item.add_marker(_LAYER_BY_DIR[rel[0]])
+        if rel[-1] == "test_neovim.py":
+            item.add_marker("neovim")
+        if "zig" in item.name:
+            item.add_marker("zig")
+        if any(m.name == "skipif" and "bpf syscall" in str(m.kwargs.get("reason", "")) for m in item.iter_markers()):
+            item.add_marker("kernel")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bpf_lsp import codes as C
 from bpf_lsp.codes import CODES
 from bpf_lsp.diagnostics.render import RENDERED_ARGS
 
@@ -36,10 +37,14 @@ def emission_sites() -> list[tuple[str, str, frozenset[str]]]:
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
             first = node.args[0]
             if name in EMITTERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                raise AssertionError(f"{path.name}:{node.lineno}: emit {first.value!r} through its "
+                                     "constant in bpf_lsp.codes, not a string literal")
+            if name in EMITTERS and isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name) \
+                    and first.value.id == "C":
                 kwargs = {k.arg for k in node.keywords if k.arg}
                 if name in ("fail", "report"):      # CallChecker adds the function it checks
                     kwargs.add("func")
-                sites.append((first.value, f"{path.name}:{node.lineno}", frozenset(kwargs)))
+                sites.append((getattr(C, first.attr), f"{path.name}:{node.lineno}", frozenset(kwargs)))
     return sites
 
 
@@ -50,6 +55,13 @@ def test_the_scan_finds_the_emitters():
     codes = {code for code, _, _ in SITES}
     assert {"reference-leak", "helper-arg-type", "model-gap", "kfunc-not-allowed"} <= codes
     assert codes <= set(CODES), f"emitted codes missing from codes.py: {codes - set(CODES)}"
+
+
+def test_every_code_has_its_constant():
+    constants = {v for k, v in vars(C).items() if k.isupper() and isinstance(v, str) and v in CODES}
+    assert constants == set(CODES)
+    for name in CODES:
+        assert getattr(C, name.upper().replace("-", "_")) == name
 
 
 @pytest.mark.parametrize("code,where,kwargs", SITES, ids=[f"{c}@{w}" for c, w, _ in SITES])

@@ -418,7 +418,10 @@ def test_preamble_boundary(text, lines):
 
 def test_blanked_preamble_keeps_line_numbers():
     text = '#include "a.h"\r\n#include "b.h"\nint x;\n'
-    assert blank_preamble(text, 2) == "\n\nint x;\n"
+    assert blank_preamble(text, 2) == "\r\n\nint x;\n"
+    # a lone CR ends a line for clang too: the line stays a line
+    text = '#include "a.h"\r#include "b.h"\nint x;\n'
+    assert blank_preamble(text, 2) == "\r\nint x;\n"
 
 
 @needs_clang

@@ -134,30 +134,6 @@ def test_differences_across_paths(analyzer, tmp_path):
     assert "differs" not in md and "acquired by `bpf_obj_new()` on line 10" in md
 
 
-def test_path_counts_when_recorded(analyzer, tmp_path):
-    """When verification records how many paths hold each state (InsnStates.counts), the hover
-    says "owning on N paths, NULL on M"."""
-    path = tmp_path / "null_or_owning.bpf.c"
-    path.write_text(NULL_OR_OWNING)
-    analysis = analysis_of(analyzer, path)
-    (prog, result, src), = analysis.results.values()
-
-    class Counted:
-        def __init__(self, states, counts):
-            self.paths, self.values, self.locks, self.counts = states.paths, states.values, states.locks, counts
-
-    original = dict(result.states)
-    try:
-        for insn, st in original.items():
-            counts = {v: (3 if v.kind == "owning" else 1) for v in st.values}
-            result.states[insn] = Counted(st, counts)
-        md = hover(analysis, 12, "e")
-    finally:
-        result.states.clear()
-        result.states.update(original)
-    assert "differs across paths: owning on 3 paths, NULL on 1 path" in md, md
-
-
 @pytest.mark.parametrize("line,word,contract", [
     (18, "bpf_list_push_back", "takes ownership of `node`; `node` becomes non-owning until `bpf_spin_unlock`"),
     (20, "bpf_spin_unlock", "releases the lock: every non-owning reference taken under it dies"),

@@ -5,7 +5,7 @@ over the paths that reached each instruction): no re-analysis. It shows, in a fe
 Markdown, the variable's type; its ownership state (owning / non-owning and until which unlock /
 referenced kernel object / untrusted / released or invalidated, and by what); NULL-checked or
 maybe NULL; which reference it is (acquired by what, where); the lock held; and, when paths
-disagree at the line, each state with the number of paths in it where verification counted them.
+disagree at the line, each state and the number of paths that reached it.
 
 The state shown is the one at the first instruction of the line where the variable lives (what
 the variable is when the line starts); on a line where it is not live yet (its declaration),
@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..verifier import kfuncs as K
 
-if TYPE_CHECKING:
-    from ..analysis import Analysis
+
+class Verified(Protocol):
+    """What a hover reads from an analysis (no import of the analysis layer: it calls us)."""
+    path: str
+    results: dict       # program name -> (Program, VerifyResult, ProgramSources)
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FLAG_TEXT = {K.ACQUIRE: "acquires a reference", K.RELEASE: "releases its argument", K.RET_NULL: "may return NULL",
@@ -96,18 +98,9 @@ def _insns_on_line(src, path: str, line: int) -> list[int]:
     return sorted(out)
 
 
-def _values(states):
-    """The value summaries of an instruction, with the number of paths in each where recorded."""
-    counts = getattr(states, "counts", None)
-    if isinstance(counts, dict) and counts:
-        return list(counts.items())
-    out = []
-    for v in states.values:
-        if isinstance(v, tuple) and len(v) == 2:     # (path class, summary)
-            out.append((v[1], None))
-        else:
-            out.append((v, None))
-    return out
+def _values(states) -> list:
+    """The value summaries recorded at an instruction (joined over the paths that reached it)."""
+    return [v[1] if isinstance(v, tuple) and len(v) == 2 else v for v in states.values]
 
 
 def _split(detail: str) -> tuple[str, int | None]:
@@ -191,7 +184,7 @@ def _location(v) -> str:
 
 
 def _at_line(src, result, insns: list[int], word: str, made_on: list[int] | None = None):
-    """(type, [(summary, paths)], locks, path count) of `word` at the first instruction where it lives.
+    """(type, [summary], locks, path count) of `word` at the first instruction where it lives.
 
     With `made_on` (the instructions of the line a variable is declared on), only the states that
     line produced: the instruction after it may be a join with paths that never ran the line.
@@ -204,17 +197,15 @@ def _at_line(src, result, insns: list[int], word: str, made_on: list[int] | None
             if v.name != word:
                 continue
             loc = _location(v)
-            vals = [(s, n) for s, n in _values(states) if s.loc == loc]
+            vals = [s for s in _values(states) if s.loc == loc]
             if made_on:
-                mine = [(s, n) for s, n in vals if s.acquired_at in made_on]
-                vals = mine or vals
-                paths = sum(n or 1 for _, n in vals) if mine else states.paths
-                return v.type_name, vals, states.locks, paths
+                mine = [s for s in vals if s.acquired_at in made_on]
+                return v.type_name, mine or vals, states.locks, len(mine) if mine else states.paths
             return v.type_name, vals, states.locks, states.paths
     return None
 
 
-def hover_markdown(analysis: "Analysis", line: int, column: int) -> str | None:
+def hover_markdown(analysis: Verified, line: int, column: int) -> str | None:
     path = analysis.path
     results = analysis.results
     text = ""
@@ -230,8 +221,7 @@ def hover_markdown(analysis: "Analysis", line: int, column: int) -> str | None:
     if contract is not None:
         return contract
     type_name = ""
-    states: Counter = Counter()
-    uncounted: set = set()
+    states: dict[str, None] = {}     # the sentences, in the order found
     locks_text: list[str] = []
     after = False
     paths = 0
@@ -252,13 +242,8 @@ def hover_markdown(analysis: "Analysis", line: int, column: int) -> str | None:
         tname, vals, locks, n = found
         type_name = type_name or tname
         paths += n
-        for s, count in vals:
-            sentence = _describe(s, src, locks, tname)
-            if count is None:
-                uncounted.add(sentence)
-                states[sentence] += 0
-            else:
-                states[sentence] += count
+        for s in vals:
+            states[_describe(s, src, locks, tname)] = None
         lock = _lock_call(src, locks)
         if lock:
             p = next((src.place(at) for _, _, at in sorted(locks, key=repr)), None)
@@ -271,19 +256,12 @@ def hover_markdown(analysis: "Analysis", line: int, column: int) -> str | None:
     elif len(states) == 1:
         parts.append(("after this line: " if after else "") + next(iter(states)))
     else:
+        # paths are joined where verification stored states: their number is known, not who is in which
         head = "after this line, " if after else ""
-        if not uncounted:
-            shorts: Counter = Counter()
-            for k, n in states.items():
-                shorts[_short(k)] += n
-            parts.append(head + "differs across paths: " + ", ".join(
-                f"{k} on {n} path{'s' if n != 1 else ''}" for k, n in shorts.most_common()))
-            parts.append("\n".join(f"- {k} ({n} path{'s' if n != 1 else ''})" for k, n in states.most_common()))
-        else:
-            alternatives = list(dict.fromkeys(_short(k) for k in sorted(states)))
-            parts.append(head + f"differs across the {paths} paths reaching this line"
-                         + (f" ({' or '.join(alternatives)})" if len(alternatives) > 1 else "") + ":")
-            parts.append("\n".join(f"- {k}" for k in sorted(states)))
+        alternatives = list(dict.fromkeys(_short(k) for k in sorted(states)))
+        parts.append(head + f"differs across the {paths} paths reaching this line"
+                     + (f" ({' or '.join(alternatives)})" if len(alternatives) > 1 else "") + ":")
+        parts.append("\n".join(f"- {k}" for k in sorted(states)))
     if locks_text:
         parts.append("lock held: " + ", ".join(sorted(set(locks_text))))
     return "\n\n".join(parts)

@@ -15,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
-from ..text import split_lines as text_lines
+from ..text import split_lines
 from ..text import utf8
 from .model import Fix, Span, SourceDiagnostic
 
@@ -33,11 +33,6 @@ _SEVERITY = {
 }
 
 LinesOf = Callable[[str], Sequence[str] | None]
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as clang and LSP number them: \n, \r\n and \r end a line."""
-    return text_lines(text)
 
 
 def _units(text: str, encoding: str) -> int:

@@ -1,18 +1,22 @@
 """Findings -> source-level diagnostics: ranges, variable names, related places, quick fixes."""
 from __future__ import annotations
 
+import logging
 import re
 
+from .. import codes as C
 from ..codes import CODES
 from ..verifier import kfuncs as K
 from ..verifier.findings import Finding
-from .fixes import fixes_for
+from .handlers import Context, handler_for
 from .model import Related, SourceDiagnostic, Span
 from .sources import ProgramSources, parameter_names
 
-EXIT_CODES = {"reference-leak", "lock-held-at-exit", "rcu-held-at-exit"}
+log = logging.getLogger("bpf_lsp.render")
+
+EXIT_CODES = {C.REFERENCE_LEAK, C.LOCK_HELD_AT_EXIT, C.RCU_HELD_AT_EXIT}
 # findings on a memory access through a register: the variable can be read off the expression
-BASE_VARIABLE_CODES = {"non-owning-after-unlock", "use-after-release", "null-deref", "invalid-deref"}
+BASE_VARIABLE_CODES = {C.NON_OWNING_AFTER_UNLOCK, C.USE_AFTER_RELEASE, C.NULL_DEREF, C.INVALID_DEREF}
 KIND_WORDS = {"local": "the object", "percpu_local": "the per-CPU object", "ringbuf": "the ring-buffer record",
               "socket": "the socket reference", "task_struct": "the task reference",
               "cgroup": "the cgroup reference", "bpf_cpumask": "the cpumask"}
@@ -169,7 +173,7 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     # where: exits sit on the statement of the leaking path; the rest on the offending expression
     where = path if f.code in EXIT_CODES and path is not None else f.insn
     if f.code in EXIT_CODES:
-        leaked = src.acquired_variable(acquired) if f.code == "reference-leak" and acquired is not None \
+        leaked = src.acquired_variable(acquired) if f.code == C.REFERENCE_LEAK and acquired is not None \
             and acquired >= 0 and not str(f.arg("kind", "")).startswith("iter:") else None
         where = _exit_statement(src, where, f.related_insn("path_prev"), leaked)
     if isinstance(where, tuple):
@@ -223,50 +227,38 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
               "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off", "gap"):
         if f.arg(k) is not None:
             args[k] = f.arg(k)
-    if f.code == "unsupported":
+    if f.code == C.UNSUPPORTED:
         args["what"] = f.arg("what", "this construct")
     args["expected_words"] = EXPECTED_WORDS.get(f.arg("expected", ""), "another kind of value")
     message = code.message.format_map(args)
     # a place the object cannot name (no line info for it) is left out rather than shown as "?"
     message = re.sub(rf" (on|from) line {re.escape(UNKNOWN_LINE)}\b", "", message)
     message = message.replace(f"line {UNKNOWN_LINE}", "an earlier line")
-    if f.code == "reference-leak" and f.arg("kind") and not var:
+    if f.code == C.REFERENCE_LEAK and f.arg("kind") and not var:
         message = message.replace("the reference", KIND_WORDS.get(f.arg("kind"), "the reference"))
     if unplaced:
         message += f" (instruction {f.insn} of {program}; the object has no source line for it)"
 
+    # the family's related places and quick fix (handlers/): the code's one home
+    handler = handler_for(f.code)
+    draft = SourceDiagnostic(code=f.code, severity=code.severity, message=message, span=span,
+                             kernel_message=f.kernel_message, program=program, doc_url=code.doc_url)
+    ctx = Context(f, src, args, draft)
     related: list[Related] = []
-
-    def rel(insn: int | None, text: str, statement: bool = False) -> None:
+    for insn, text, statement in handler.related(ctx):
         if insn is not None and insn >= 0:
             s = src.span(insn, whole_statement=statement)
             if s is not None and (s.line, s.column) != (span.line, span.column):
                 related.append(Related(s, text))
-
-    if f.code == "reference-leak":
-        rel(acquired, f"{args['what']} acquired here by {args['acquire_call']}")
-    elif f.code == "non-owning-after-unlock":
-        rel(released, f"{args['unlock_call']} invalidated {args['var']} here", statement=True)
-        rel(inserted, f"{args['insert_call']} made {args['var']} non-owning here")
-    elif f.code == "use-after-release":
-        rel(released, f"{args['release_call']} released it here", statement=True)
-        rel(acquired, f"acquired here by {args['acquire_call']}")
-    elif f.code in ("null-deref", "null-arg", "null-ptr-arith", "helper-null-arg"):
-        rel(acquired, f"{args['acquire_call']} may return NULL")
-    elif f.code in ("lock-held-at-exit", "call-under-lock", "wrong-lock", "unlock-different-lock"):
-        rel(locked, f"{args['lock']} taken here", statement=True)
-    elif f.code == "rcu-held-at-exit":
-        rel(f.related_insn("rcu_locked"), "RCU read-side section opened here", statement=True)
-    elif f.code in ("not-referenced-or-trusted", "expected-allocated-object"):
-        rel(released, f"{args['release_call']} released it here", statement=True)
-        rel(inserted, "ownership moved to the collection here")
-
-    diag = SourceDiagnostic(
-        code=f.code, severity=code.severity, message=message, span=span, kernel_message=f.kernel_message,
-        program=program, related=tuple(related), doc_url=code.doc_url)
-    fixes = fixes_for(f, diag, src, args)
-    if fixes:
-        diag = SourceDiagnostic(**{**diag.__dict__, "fixes": tuple(fixes)})
+    fixes: tuple = ()
+    if code.fix_kind:
+        try:
+            fix = handler.fix(ctx)
+        except Exception:  # noqa: BLE001 - a fix is an offer: never lose the diagnostic over one
+            log.exception("the quick fix for %s failed", f.code)
+            fix = None
+        fixes = (fix,) if fix is not None else ()
+    diag = SourceDiagnostic(**{**draft.__dict__, "related": tuple(related), "fixes": fixes})
     return diag
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from bpf_lsp.frontend import headers
 from bpf_lsp.frontend.compile_db import find_compile_commands, flags_for
-from bpf_lsp.frontend.preamble import (PreambleCache, PreambleInputs, blank_preamble, has_includes,
-                                       preamble_line_count, split_lines)
+from bpf_lsp.frontend.preamble import (MTIME_SLACK_NS, PreambleCache, PreambleInputs, blank_preamble,
+                                       has_includes, preamble_line_count, split_lines, stat_dependencies)
 from bpf_lsp.frontend.toolchain import Compiler, discover_compiler
 
 DEFAULT_CPU = "-mcpu=v3"
@@ -87,6 +87,7 @@ class CompileResult:
     used_pch: bool
     seconds: float
     compiler: Compiler | None = None
+    cached: bool = False        # served by the object cache: nothing was compiled
 
     @property
     def ok(self) -> bool:
@@ -259,6 +260,7 @@ class _Run:
     object: bytes | None
     timed_out: bool = False
     aliases: dict[str, str] = field(default_factory=dict)   # temp file -> real path
+    dependencies: tuple | None = None   # (path, size, mtime_ns) of each file read besides the buffer
 
 
 def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: str, timeout: float,
@@ -271,6 +273,7 @@ def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: s
         os.mkdir(source_dir)
         source = os.path.join(source_dir, os.path.basename(path))
         output = os.path.join(scratch, "out.o")
+        depfile = os.path.join(scratch, "deps.d")
         with open(source, "wb") as handle:
             handle.write(text.encode("utf-8", errors="surrogateescape"))
         in_place = os.path.isdir(directory)
@@ -280,9 +283,13 @@ def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: s
         comp_dir = () if in_place else (f"-fdebug-compilation-dir={directory}",)
         argv = (*compiler.argv, *flags, *(("-include-pch", str(pch)) if pch else ()),
                 f"-ffile-prefix-map={source_dir}={directory}", *comp_dir, "-x", "c", "-c", source, "-o", output)
+        # what the compile read (for the object cache), listed by clang itself; not part of `argv`,
+        # which later layers reuse as the compile's flags
+        deps_args = ("-MD", "-MF", depfile)
         # A new session lets a timeout kill the compiler and anything it started.
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=compiler.environment(scratch), stdin=subprocess.DEVNULL,
+            started_ns = time.time_ns()
+            proc = subprocess.Popen((*argv, *deps_args), cwd=cwd, env=compiler.environment(scratch), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as error:   # e.g. the compiler was removed since discovery
             return _Run(argv, f"error: cannot run {argv[0]}: {error.strerror}\n", None)
@@ -297,7 +304,15 @@ def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: s
             return _Run(argv, "", None, timed_out=True)
         stderr = err.decode("utf-8", errors="replace")
         data = Path(output).read_bytes() if proc.returncode == 0 and os.path.exists(output) else None
-        return _Run(argv, stderr, data, aliases={source: path})
+        deps = None
+        if data is not None:
+            listed = stat_dependencies(Path(depfile), cwd)
+            if listed is not None:
+                read = tuple(d for d in listed if d[0] != source)
+                # a file that changed while clang read it may look unchanged afterwards: not cacheable
+                if all(mtime <= started_ns - MTIME_SLACK_NS for _, _, mtime in read):
+                    deps = read
+        return _Run(argv, stderr, data, aliases={source: path}, dependencies=deps)
 
 
 def _pch_rejected(run: _Run, diagnostics: list[CompilerDiagnostic], pch: Path) -> bool:
@@ -485,8 +500,11 @@ _NO_COMPILER = ("no C compiler with the BPF target was found: install clang (apt
 
 
 def compile_source(text: str, path: str, options: CompileOptions,
-                   cache: PreambleCache | None = None) -> CompileResult:
-    """Compile the buffer ``text`` as if it were the file at ``path``; never raises for compile problems."""
+                   cache: PreambleCache | None = None, objects: Any = None) -> CompileResult:
+    """Compile the buffer ``text`` as if it were the file at ``path``; never raises for compile problems.
+
+    ``objects`` (an ``object_cache.ObjectCache``) serves a compile of the same text with the same
+    flags while nothing it read has changed."""
     started = time.monotonic()
     path = os.path.abspath(path)
     compiler = discover_compiler(options.compiler_path)
@@ -495,6 +513,14 @@ def compile_source(text: str, path: str, options: CompileOptions,
                              time.monotonic() - started, None)
     plan = plan_flags(path, options, compiler)
     notices = [_file_level(path, "warning", problem) for problem in plan.problems]
+    key = None
+    if objects is not None:
+        from bpf_lsp.frontend.object_cache import object_key
+        key = object_key(compiler.argv, plan.flags, path, text)
+        hit = objects.get(key)
+        if hit is not None:
+            return CompileResult(hit.object, hit.diagnostics, hit.argv, hit.used_pch,
+                                 time.monotonic() - started, compiler, cached=True)
 
     inputs, pch, preamble_lines = None, None, 0
     if cache is not None:
@@ -504,7 +530,9 @@ def compile_source(text: str, path: str, options: CompileOptions,
             inputs = PreambleInputs(preamble, os.path.dirname(path), plan.flags, compiler)
             pch = cache.get(inputs)
             if pch is None and cache.build_synchronously:
-                pch = cache.build(inputs)
+                # a PCH costs a compile and a half to build: for a preamble seen once it is pure cost
+                if not cache.build_on_reuse or cache.seen_before(inputs):
+                    pch = cache.build(inputs)
             elif pch is None:   # compile now without it; the next compile finds it ready
                 cache.ensure_async(inputs)
 
@@ -528,5 +556,11 @@ def compile_source(text: str, path: str, options: CompileOptions,
     elif run.object is None and not any(d.severity == "error" for d in diagnostics):
         tail = run.stderr.strip().splitlines()[-3:]
         diagnostics.append(_file_level(path, "error", "the compiler failed" + (": " + " / ".join(tail) if tail else "")))
-    return CompileResult(run.object, tuple(notices + diagnostics), run.argv, pch is not None,
-                         time.monotonic() - started, compiler)
+    result = CompileResult(run.object, tuple(notices + diagnostics), run.argv, pch is not None,
+                           time.monotonic() - started, compiler)
+    if key is not None and run.dependencies is not None and not run.timed_out and result.object is not None:
+        # the PCH's own files come and go with its cache; the headers it was built from are listed too
+        pch_dir = str(cache.cache_dir) + os.sep if cache is not None else None
+        deps = tuple(d for d in run.dependencies if not (pch_dir and d[0].startswith(pch_dir)))
+        objects.put(key, result, deps)
+    return result

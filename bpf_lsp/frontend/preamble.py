@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bpf_lsp.frontend.headers import default_cache_root
+from bpf_lsp.text import split_lines as text_lines
 from bpf_lsp.frontend.toolchain import Compiler
 
 DEFAULT_MAX_ENTRIES = 16
@@ -33,7 +34,7 @@ _LOG = "build.log"
 _DEPS = "dependencies.json"
 # File mtimes come from the kernel's coarse clock, which lags the real time by up to one tick
 # (10 ms at HZ=100): a file changed after the build started may look up to a tick older.
-_CLOCK_SLACK_NS = 20_000_000
+MTIME_SLACK_NS = 20_000_000
 # Named so no user #include can refer to it by accident.
 _HEADER = "bpf-lsp-preamble.h"
 
@@ -77,9 +78,8 @@ def _strip_comments(line: str, in_block: bool) -> tuple[str, bool]:
 
 
 def split_lines(text: str) -> list[str]:
-    """Physical lines with their line ends, split on "\\n" only, as clang counts them."""
-    lines = text.split("\n")
-    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    """Physical lines with their line ends (\\n, \\r\\n or a lone \\r, as clang ends them)."""
+    return text_lines(text, keepends=True)
 
 
 def preamble_line_count(text: str) -> int:
@@ -128,7 +128,7 @@ def has_includes(preamble: str) -> bool:
 def blank_preamble(text: str, line_count: int) -> str:
     """``text`` with its first ``line_count`` lines emptied (their line ends kept)."""
     lines = split_lines(text)
-    blanked = ["\n" if line.endswith("\n") else "" for line in lines[:line_count]]
+    blanked = [line[len(line.rstrip("\r\n")):] for line in lines[:line_count]]
     return "".join(blanked + lines[line_count:])
 
 
@@ -161,14 +161,21 @@ class _Entry:
 
     def is_current(self) -> bool:
         """Every file the PCH read is unchanged (to the nanosecond: clang itself checks mtimes in seconds)."""
-        for name, size, mtime_ns in self.dependencies:
-            try:
-                stat = os.stat(name)
-            except OSError:
-                return False
-            if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
-                return False
+        if not dependencies_current(self.dependencies):
+            return False
         return self.pch.exists()
+
+
+def dependencies_current(dependencies) -> bool:
+    """Every (path, size, mtime_ns) still describes its file."""
+    for name, size, mtime_ns in dependencies:
+        try:
+            stat = os.stat(name)
+        except OSError:
+            return False
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            return False
+    return True
 
 
 class PreambleCache:
@@ -179,6 +186,9 @@ class PreambleCache:
         self.cache_dir = Path(os.path.realpath(cache_dir if cache_dir else default_cache_root() / "pch"))
         self.max_entries = max_entries
         self.build_synchronously = False   # True: compile_source builds a missing PCH before compiling
+        # with build_synchronously: only from a preamble's second compile on (batch runs: `check`, tests)
+        self.build_on_reuse = False
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._index: OrderedDict[str, _Entry] = OrderedDict()   # oldest first
         self._building: dict[str, threading.Event] = {}
@@ -213,6 +223,13 @@ class PreambleCache:
             return (pch.parent / _LOG).read_text()
         except OSError:
             return ""
+
+    def seen_before(self, inputs: PreambleInputs) -> bool:
+        """Whether a compile asked for this preamble before (and remember that one did now)."""
+        with self._lock:
+            seen = inputs.key in self._seen
+            self._seen.add(inputs.key)
+            return seen
 
     def discard(self, inputs: PreambleInputs) -> None:
         """Forget a PCH clang refused."""
@@ -315,9 +332,9 @@ class PreambleCache:
                 return False
             if proc.returncode != 0 or not partial.exists():
                 return False
-            dependencies = _stat_dependencies(depfile, cwd)
+            dependencies = stat_dependencies(depfile, cwd)
             # A header saved while the build ran may or may not be in the PCH: build again later.
-            if dependencies is None or any(mtime > started_ns - _CLOCK_SLACK_NS
+            if dependencies is None or any(mtime > started_ns - MTIME_SLACK_NS
                                            for name, _, mtime in dependencies if name != str(header)):
                 return None
             _atomic_write(directory / _LOG, proc.stderr.encode())
@@ -348,7 +365,7 @@ class PreambleCache:
             shutil.rmtree(old.directory, ignore_errors=True)
 
 
-def _stat_dependencies(depfile: Path, cwd: str) -> list[Dependency] | None:
+def stat_dependencies(depfile: Path, cwd: str) -> list[Dependency] | None:
     """(path, size, mtime_ns) of each file in a make-style dependency file."""
     try:
         text = depfile.read_text()

@@ -16,6 +16,7 @@ from ..frontend.btf import BtfError
 from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KconfigRef, KfuncRef, KsymRef, MapRef,
                                 Program, SubprogRef)
+from .. import codes as C
 from . import kfuncs as K
 from .domain import (ANY, ANYTHING, ARENA, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC, NON_OWN,
                      NOT_INIT, PACKET, PACKET_END, PERCPU, RCU, RINGBUF, S64_MAX, S64_MIN, SCALAR,
@@ -130,13 +131,13 @@ class Interpreter:
         """Rules the kernel applies to the whole program before walking it (false: it is rejected)."""
         so = self.prog.struct_ops
         if so is not None and self.env.member_rules is None:
-            self._report(finding("struct-ops-member", 0, member=so.member, type=so.type_name))
+            self._report(finding(C.STRUCT_OPS_MEMBER, 0, member=so.member, type=so.type_name))
             return False
         if self.env.ref_args:
             for insn in self.prog.insns:
                 m = self.prog.meanings.get(insn.idx)
                 if isinstance(m, HelperRef) and m.name == "bpf_tail_call":
-                    self._report(finding("ref-arg-tail-call", insn.idx))
+                    self._report(finding(C.REF_ARG_TAIL_CALL, insn.idx))
                     return False
         if self.prog.prog_type in TRACING_PROG_TYPES:
             for insn in self.prog.insns:
@@ -144,7 +145,7 @@ class Interpreter:
                 if isinstance(meaning, (MapRef, DataRef)):
                     rec = self.records.for_type(meaning.map.value_type_id)
                     if rec.valid and rec.roots:
-                        self._report(finding("tracing-graph", insn.idx, prog_type=self.prog.prog_type))
+                        self._report(finding(C.TRACING_GRAPH, insn.idx, prog_type=self.prog.prog_type))
                         return False
         return True
 
@@ -245,7 +246,7 @@ class Interpreter:
                     self.incomplete = True
                     detail = f"{self.env.budget} instructions" if self.visited >= self.env.budget else \
                         f"its time budget ({self.visited} instructions visited)"
-                    self._report(finding("analysis-incomplete", idx, budget=self.env.budget, detail=detail))
+                    self._report(finding(C.ANALYSIS_INCOMPLETE, idx, budget=self.env.budget, detail=detail))
                 self.pending.clear()
                 return
             insn = prog.insn_at(idx)
@@ -278,14 +279,14 @@ class Interpreter:
 
     def _unsupported(self, idx: int, what: str) -> None:
         self.unsupported.append(what)
-        self._report(finding("unsupported", idx, what=what))
+        self._report(finding(C.UNSUPPORTED, idx, what=what))
 
     def _gap(self, idx: int, reg: Reg) -> None:
         """An unknown value reached a check: say so once per cause, never as an error."""
         what = reg.type_name or "a value"
         if what not in self.gaps:
             self.gaps.append(what)
-            self._report(finding("model-gap", idx, gap=what), key=("model-gap", what))
+            self._report(finding(C.MODEL_GAP, idx, gap=what), key=(C.MODEL_GAP, what))
 
     # ---------------------------------------------------------------- pruning
     def _prune(self, idx: int, st: State) -> bool:
@@ -352,7 +353,7 @@ class Interpreter:
     # ---------------------------------------------------------------- instructions
     def _step(self, insn: Insn, st: State) -> int | None:
         if insn.dst > 10 or insn.src > 10:
-            self._fail(finding("invalid-register", insn.idx, reg=max(insn.dst, insn.src)))
+            self._fail(finding(C.INVALID_REGISTER, insn.idx, reg=max(insn.dst, insn.src)))
         cls = insn.cls
         if cls in (Cls.ALU, Cls.ALU64):
             self._alu(insn, st)
@@ -387,7 +388,7 @@ class Interpreter:
     def _read(self, st: State, r: int, idx: int) -> Reg:
         reg = st.cur.regs[r]
         if reg.type == NOT_INIT:
-            self._fail(finding("uninitialized-register", idx, reg=r))
+            self._fail(finding(C.UNINITIALIZED_REGISTER, idx, reg=r))
         return reg
 
     # -- ALU
@@ -430,7 +431,7 @@ class Interpreter:
     def _ptr_arith(self, insn: Insn, ptr: Reg, delta: Reg, negate: bool, reg: int | None = None) -> Reg:
         if ptr.maybe_null:
             r = insn.dst if reg is None else reg
-            self._fail(finding("null-ptr-arith", insn.idx, reg=r, type=ptr.type_str(),
+            self._fail(finding(C.NULL_PTR_ARITH, insn.idx, reg=r, type=ptr.type_str(),
                                related=self._acq_rel(ptr, None)))
         if delta.is_const:
             d = to_signed(delta.const)
@@ -450,19 +451,19 @@ class Interpreter:
             self._bad_deref(insn, st, r, reg, stop=False)
             return None
         if reg.maybe_null:
-            self._report(finding("null-deref", insn.idx, reg=r, type=reg.type_str(),
-                                 related=self._acq_rel(reg, st)), key=("null-deref", reg.id or insn.idx))
+            self._report(finding(C.NULL_DEREF, insn.idx, reg=r, type=reg.type_str(),
+                                 related=self._acq_rel(reg, st)), key=(C.NULL_DEREF, reg.id or insn.idx))
             self._mark_null_check(st, reg, is_null=False)
             reg = st.cur.regs[r]
         if reg.type in (FUNC, MAP_PTR) and write:
-            self._fail(finding("invalid-deref", insn.idx, reg=r, type=reg.type_str()))
+            self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type=reg.type_str()))
         return reg
 
     def _bad_deref(self, insn: Insn, st: State, r: int, reg: Reg, stop: bool = True) -> None:
         tomb = reg.tomb
         if tomb is None:
-            self._fail(finding("invalid-deref", insn.idx, reg=r, type="scalar"))
-        code = "non-owning-after-unlock" if tomb.reason == "unlocked" else "use-after-release"
+            self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type="scalar"))
+        code = C.NON_OWNING_AFTER_UNLOCK if tomb.reason == "unlocked" else C.USE_AFTER_RELEASE
         related = {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
         f = finding(code, insn.idx, related=related, reg=r, type="scalar", release_call=tomb.via,
                     insert_call=tomb.inserted_via, reason=tomb.reason)
@@ -528,9 +529,9 @@ class Interpreter:
             if rec is not None and rec.valid:
                 kptr = rec.kptrs.get(off)
                 if kptr is not None and insn.size != 8:
-                    self._fail(finding("kptr-size", insn.idx))
+                    self._fail(finding(C.KPTR_SIZE, insn.idx))
                 if kptr is not None and kptr.referenced and not (value.is_const and value.const == 0):
-                    self._fail(finding("store-referenced-kptr", insn.idx, off=off))
+                    self._fail(finding(C.STORE_REFERENCED_KPTR, insn.idx, off=off))
         elif base.type == BTF_ID and base.has(ALLOC):
             self._special_field_access(insn, base, off, insn.size)
         elif base.type == BTF_ID:
@@ -576,7 +577,7 @@ class Interpreter:
     def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
         if off < 0:
-            self._fail(finding("invalid-ctx-access", insn.idx, off=off, size=size))
+            self._fail(finding(C.INVALID_CTX_ACCESS, insn.idx, off=off, size=size))
         if self.env.ctx_unknown:
             return replace(ANY, type_name=self.env.ctx_unknown)
         if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
@@ -587,7 +588,7 @@ class Interpreter:
                     rid = self.ctx_ref_ids.get(slot)
                     if rid not in st.refs:
                         # the argument's reference was released (or never given, in a global function)
-                        self._fail(finding("ctx-ref-released", insn.idx, off=off))
+                        self._fail(finding(C.CTX_REF_RELEASED, insn.idx, off=off))
                     return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}), ref_obj_id=rid)
                 if kind == "ptr":
                     return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}))
@@ -608,7 +609,7 @@ class Interpreter:
             if rec is not None and rec.valid:
                 for k in rec.kptrs.values():
                     if k.off < off + size and off < k.off + 8 and off != k.off:
-                        self._fail(finding("kptr-misaligned", insn.idx, expected=k.off, off=off))
+                        self._fail(finding(C.KPTR_MISALIGNED, insn.idx, expected=k.off, off=off))
         else:
             rec = self.records.for_type(base.btf_id)
             variant = "object"
@@ -616,7 +617,7 @@ class Interpreter:
             return
         for foff, (name, fsize) in rec.special.items():
             if off < foff + fsize and foff < off + size:
-                self._fail(finding("special-field-access", insn.idx, field=name, variant=variant))
+                self._fail(finding(C.SPECIAL_FIELD_ACCESS, insn.idx, field=name, variant=variant))
 
     def _kernel_object_store(self, insn: Insn, base: Reg, off: int) -> None:
         """Kernel objects are read-only, except fields a struct_ops type's btf_struct_access allows."""
@@ -624,7 +625,7 @@ class Interpreter:
         if self.prog.prog_type == "struct_ops" and (rules is None or not rules.writable):
             return   # other struct_ops types (tcp_congestion_ops, ...) have their own write rules
         if self.prog.prog_type != "struct_ops":
-            self._fail(finding("kernel-store", insn.idx, struct=base.type_name, off=off, variant="read_only"))
+            self._fail(finding(C.KERNEL_STORE, insn.idx, struct=base.type_name, off=off, variant="read_only"))
         field = ""
         if self.btf is not None:
             try:
@@ -634,7 +635,7 @@ class Interpreter:
             except (BtfError, KeyError, IndexError, AttributeError):
                 field = ""
         if (base.type_name, field) not in rules.writable:
-            self._fail(finding("kernel-store", insn.idx, struct=base.type_name, off=off))
+            self._fail(finding(C.KERNEL_STORE, insn.idx, struct=base.type_name, off=off))
 
     def _var_off_map_access(self, insn: Insn, base: Reg, size: int) -> None:
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
@@ -645,7 +646,7 @@ class Interpreter:
             return   # bounds we do not track (the kernel's own bounds check decides): unknown
         if any(k.off < hi and lo < k.off + 8 for k in rec.kptrs.values()):
             # the access may land on a kptr (check_map_kptr_access: variable offsets are refused)
-            self._fail(finding("kptr-var-off", insn.idx))
+            self._fail(finding(C.KPTR_VAR_OFF, insn.idx))
 
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
@@ -653,7 +654,7 @@ class Interpreter:
             return UNKNOWN
         kptr = rec.kptrs.get(off)
         if kptr is not None and size != 8:
-            self._fail(finding("kptr-size", insn.idx))
+            self._fail(finding(C.KPTR_SIZE, insn.idx))
         if kptr is not None and size == 8:
             flags = {MAYBE_NULL}
             protected = kptr.type_name in RCU_PROTECTED_KPTRS or (
@@ -826,22 +827,22 @@ class Interpreter:
         # `return` that led here is the previous line on the path, where the user looks
         prev = st.prev_line
         if st.lock is not None:
-            self._report(finding("lock-held-at-exit", insn.idx, related={"locked": st.lock.at, "path": path, "path_prev": prev},
+            self._report(finding(C.LOCK_HELD_AT_EXIT, insn.idx, related={"locked": st.lock.at, "path": path, "path_prev": prev},
                                  lock=st.lock.holder, lock_off=st.lock.off))
         for ref in sorted(st.refs.values(), key=lambda r: r.acquired_at):
             if ref.id == returned_ref:
                 continue
             slot = next((sl for sl, rid in self.ctx_ref_ids.items() if rid == ref.id), None)
             so = self.prog.struct_ops
-            self._report(finding("reference-leak", insn.idx, related={"acquired": ref.acquired_at, "path": path, "path_prev": prev},
+            self._report(finding(C.REFERENCE_LEAK, insn.idx, related={"acquired": ref.acquired_at, "path": path, "path_prev": prev},
                                  ref=ref.id, alloc_insn=ref.acquired_at, via=ref.via, kind=ref.kind,
                                  type_name=ref.type_name, arg_slot=slot,
                                  member=f"{so.type_name}.{so.member}" if so else None),
-                         key=("reference-leak", path, ref.acquired_at))
+                         key=(C.REFERENCE_LEAK, path, ref.acquired_at))
         if st.rcu_depth:
-            self._report(finding("rcu-held-at-exit", insn.idx, related={"rcu_locked": st.rcu_at, "path": path, "path_prev": prev}))
+            self._report(finding(C.RCU_HELD_AT_EXIT, insn.idx, related={"rcu_locked": st.rcu_at, "path": path, "path_prev": prev}))
         if st.preempt_depth:
-            self._report(finding("preempt-at-exit", insn.idx, related={"locked": st.preempt_at, "path": path,
+            self._report(finding(C.PREEMPT_AT_EXIT, insn.idx, related={"locked": st.preempt_at, "path": path,
                                                                         "path_prev": prev}))
         r0 = st.cur.regs[0]
         if self.prog.prog_type == "struct_ops":
@@ -849,11 +850,11 @@ class Interpreter:
                 self._struct_ops_return(insn, st, r0, rules.returns)
             return   # other members: void or int, not checked
         if r0.type == NOT_INIT:
-            self._report(finding("uninitialized-register", insn.idx, reg=0))
+            self._report(finding(C.UNINITIALIZED_REGISTER, insn.idx, reg=0))
         elif r0.type == ANYTHING:
             self._gap(insn.idx, r0)
         elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
-            self._report(finding("invalid-return", insn.idx, type=r0.type_str()))
+            self._report(finding(C.INVALID_RETURN, insn.idx, type=r0.type_str()))
 
     def _struct_ops_return(self, insn: Insn, st: State, r0: Reg, want: str) -> None:
         """check_return_code: a referenced `want` pointer at offset 0, or exactly 0 (NULL)."""
@@ -865,19 +866,19 @@ class Interpreter:
             if r0.is_const and r0.const == 0:
                 return
             if r0.is_const:
-                self._report(finding("struct-ops-return", insn.idx, related=related, variant="const",
+                self._report(finding(C.STRUCT_OPS_RETURN, insn.idx, related=related, variant="const",
                                      smin=to_signed(r0.const), smax=to_signed(r0.const), want=want))
             else:
                 tomb = r0.tomb
-                self._report(finding("struct-ops-return", insn.idx, related={**related, **(
+                self._report(finding(C.STRUCT_OPS_RETURN, insn.idx, related={**related, **(
                     {"released": tomb.at, "acquired": tomb.acquired_at} if tomb else {})},
                     variant="scalar", want=want))
             return
         if r0.type == BTF_ID and r0.ref_obj_id and r0.type_name == want and not r0.has(ALLOC):
             if r0.off:
-                self._report(finding("modified-null-ptr", insn.idx, reg=0, type=r0.type_str(), off=r0.off))
+                self._report(finding(C.MODIFIED_NULL_PTR, insn.idx, reg=0, type=r0.type_str(), off=r0.off))
             return
-        self._report(finding("struct-ops-return", insn.idx, related=related, type=r0.type_str(), want=want))
+        self._report(finding(C.STRUCT_OPS_RETURN, insn.idx, related=related, type=r0.type_str(), want=want))
 
     # -- calls
     def _call(self, insn: Insn, st: State) -> int | None:
@@ -898,7 +899,7 @@ class Interpreter:
             self._unsupported(insn.idx, "a call whose target could not be resolved")
             raise StopPath
         if st.lock is not None and not (sem is not None and (sem.graph_api or sem.effect == K.EFFECT_UNLOCK)):
-            self._report(finding("call-under-lock", insn.idx, related={"locked": st.lock.at}, func=name,
+            self._report(finding(C.CALL_UNDER_LOCK, insn.idx, related={"locked": st.lock.at}, func=name,
                                  lock=st.lock.holder))
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
@@ -911,9 +912,9 @@ class Interpreter:
         allowed = SO.KFUNC_MEMBERS.get(name)
         so = self.prog.struct_ops
         if allowed is not None and (so is None or (so.type_name, so.member) not in allowed):
-            self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
+            self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
-            self._fail(finding("kfunc-not-allowed", insn.idx, func=name, prog_type=self.prog.prog_type))
+            self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         return CallChecker(self, insn, st, sem).run()
 
     def _is_kernel_function(self, name: str) -> bool:
@@ -926,13 +927,13 @@ class Interpreter:
                 continue
             rec = self.records.for_type(reg.map.value_type_id)
             if rec.valid and any(k.off <= reg.off < k.off + 8 for k in rec.kptrs.values()):
-                self._fail(finding("kptr-indirect", insn.idx, reg=r))
+                self._fail(finding(C.KPTR_INDIRECT, insn.idx, reg=r))
 
     def _subprog_call(self, insn: Insn, st: State, ref: SubprogRef) -> int | None:
         fn = self.prog.function_at(ref.target)
         if fn is not None and fn.is_global:
             if st.lock is not None:
-                self._report(finding("call-under-lock", insn.idx, related={"locked": st.lock.at},
+                self._report(finding(C.CALL_UNDER_LOCK, insn.idx, related={"locked": st.lock.at},
                                      func=fn.name, lock=st.lock.holder))
             for r in range(1, 6):
                 pass
@@ -1033,7 +1034,7 @@ class CallChecker:
         if kind in (K.IGNORED, K.ANY):
             return
         if reg.type == NOT_INIT:
-            self.fail("uninitialized-register", reg=r)
+            self.fail(C.UNINITIALIZED_REGISTER, reg=r)
         if reg.type == ANYTHING:
             if kind not in (K.SCALAR, K.CONST, K.MEM_SIZE, K.CALLBACK):
                 self.it._gap(self.insn.idx, reg)
@@ -1056,27 +1057,27 @@ class CallChecker:
                 (kind == K.SOCKET and reg.type in (SOCKET, BTF_ID))
             if not ok_type or reg.maybe_null:
                 tomb = reg.tomb
-                self.fail("helper-arg-type", related=self._tomb_related(reg), reg=r, type=reg.type_str(),
+                self.fail(C.HELPER_ARG_TYPE, related=self._tomb_related(reg), reg=r, type=reg.type_str(),
                           expected=expected, state=self._state_words(reg), reason=tomb.reason if tomb else "",
                           release_call=tomb.via if tomb else "")
         if reg.is_pointer and reg.maybe_null and not arg.nullable:
             if self.sem.is_helper:
                 if kind in (K.KPTR_NEW, K.MEM, K.MAP_KEY, K.MAP_VALUE_MEM):
                     variant = "local" if kind == K.KPTR_NEW and reg.has(ALLOC) else ""
-                    self.it._report(finding("helper-null-arg", self.insn.idx, func=self.sem.name, arg=r,
+                    self.it._report(finding(C.HELPER_NULL_ARG, self.insn.idx, func=self.sem.name, arg=r,
                                             variant=variant, related=self.it._acq_rel(reg, self.st)))
                     self.it._mark_null_check(self.st, reg, is_null=False)
                     reg = self.regs[r]
             elif trusted_checked or kind in (K.LIST_NODE, K.RB_NODE_ADD, K.RB_NODE_REMOVE, K.KERNEL_OBJ):
-                self.it._report(finding("null-arg", self.insn.idx, func=self.sem.name, arg=i, reg=r,
+                self.it._report(finding(C.NULL_ARG, self.insn.idx, func=self.sem.name, arg=i, reg=r,
                                         related=self.it._acq_rel(reg, self.st)),
-                                key=("null-arg", reg.id or self.insn.idx))
+                                key=(C.NULL_ARG, reg.id or self.insn.idx))
                 # keep going as if it had been checked: later findings are then independent ones
                 self.it._mark_null_check(self.st, reg, is_null=False)
                 reg = self.regs[r]
         # after the NULL checks: the kernel reports a possibly-NULL trusted argument first
         if not self.sem.is_helper and reg.is_pointer and reg.maybe_null and reg.off and kind not in (K.IGNORED,):
-            self.fail("modified-null-ptr", related=self.it._acq_rel(reg, self.st), reg=r, type=reg.type_str(),
+            self.fail(C.MODIFIED_NULL_PTR, related=self.it._acq_rel(reg, self.st), reg=r, type=reg.type_str(),
                       off=reg.off)
         if reg.ref_obj_id and reg.is_pointer:
             self.ref_arg = (i, reg)
@@ -1117,19 +1118,19 @@ class CallChecker:
         if tomb is not None:
             related = {"acquired": tomb.acquired_at, "released": tomb.at, "inserted": tomb.inserted_at}
         if self.sem.has(K.RCU) and reg.type == BTF_ID:
-            self.fail("not-rcu-pointer", related=related, reg=r, state="not_rcu")
-        self.fail("not-referenced-or-trusted", related=related, reg=r, state=self._state_words(reg),
+            self.fail(C.NOT_RCU_POINTER, related=related, reg=r, state="not_rcu")
+        self.fail(C.NOT_REFERENCED_OR_TRUSTED, related=related, reg=r, state=self._state_words(reg),
                   reason=tomb.reason if tomb else "", release_call=tomb.via if tomb else "",
-                  key=("not-referenced-or-trusted", tomb.at if tomb else self.insn.idx))
+                  key=(C.NOT_REFERENCED_OR_TRUSTED, tomb.at if tomb else self.insn.idx))
 
     def arg_kernel_obj(self, i, r, reg, arg, trusted_checked):
         if reg.type == SCALAR:
             # a number where a struct pointer belongs: get_kfunc_ptr_arg_type() treats it as memory
             tomb = reg.tomb
-            self.fail("kfunc-arg-not-pointer", related=self._tomb_related(reg), arg=i, reg=r,
+            self.fail(C.KFUNC_ARG_NOT_POINTER, related=self._tomb_related(reg), arg=i, reg=r,
                       btf_type=arg.btf_type, state=self._state_words(reg), reason=tomb.reason if tomb else "",
                       release_call=tomb.via if tomb else "",
-                      key=("kfunc-arg-not-pointer", tomb.at if tomb else self.insn.idx))
+                      key=(C.KFUNC_ARG_NOT_POINTER, tomb.at if tomb else self.insn.idx))
         if trusted_checked:
             self._need_trusted(r, reg, arg)
 
@@ -1137,23 +1138,23 @@ class CallChecker:
         self._need_trusted(r, reg, arg)
         if not (reg.type == BTF_ID and reg.has(ALLOC)) or reg.has(NON_OWN):
             related = {"inserted": reg.nonown_at} if reg.has(NON_OWN) else {}
-            self.fail("expected-allocated-object", related=related, arg=i, reg=r, state=self._state_words(reg))
+            self.fail(C.EXPECTED_ALLOCATED_OBJECT, related=related, arg=i, reg=r, state=self._state_words(reg))
         if reg.has(PERCPU) != arg.percpu:
             expected = "bpf_percpu_obj_drop_impl" if reg.has(PERCPU) else "bpf_obj_drop_impl"
-            self.fail("wrong-drop-kfunc", arg=i, reg=r, expected=expected)
+            self.fail(C.WRONG_DROP_KFUNC, arg=i, reg=r, expected=expected)
         if not reg.ref_obj_id:
-            self.fail("allocated-not-referenced", arg=i, reg=r)
+            self.fail(C.ALLOCATED_NOT_REFERENCED, arg=i, reg=r)
 
     def arg_refcounted_obj(self, i, r, reg, arg, trusted_checked):
         if reg.type == SCALAR:
-            self.fail("refcount-arg-invalid", related=self._tomb_related(reg), arg=i, reg=r,
+            self.fail(C.REFCOUNT_ARG_INVALID, related=self._tomb_related(reg), arg=i, reg=r,
                       state=self._state_words(reg))
         self._need_trusted(r, reg, arg)
         if not (reg.type == BTF_ID and reg.has(ALLOC)):
-            self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
+            self.fail(C.EXPECTED_ALLOCATED_OBJECT, arg=i, reg=r, state=self._state_words(reg))
         rec = self.it.records.for_type(reg.btf_id)
         if rec.refcount_off is None:
-            self.fail("no-refcount-field", type=reg.type_name)
+            self.fail(C.NO_REFCOUNT_FIELD, type=reg.type_name)
 
     def _graph_root(self, i, r, reg, want: str) -> None:
         if reg.type == MAP_VALUE and reg.map is not None:
@@ -1163,19 +1164,19 @@ class CallChecker:
             rec = self.it.records.for_type(reg.btf_id)
             holder = ("obj", reg.ref_obj_id or reg.id)
         else:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
             return
         root = rec.roots.get(reg.off) if rec.valid else None
         if root is None or root.kind != want:
-            self.fail("graph-field-not-found", field=want, off=reg.off)
+            self.fail(C.GRAPH_FIELD_NOT_FOUND, field=want, off=reg.off)
         self.root_arg = (i, reg, root)
         lock = self.st.lock
         if lock is None or lock.holder != holder or lock.off != rec.spin_lock_off:
             name = root.name
             if lock is not None and lock.holder != holder:
-                self.fail("wrong-lock", related={"locked": lock.at}, lock_off=rec.spin_lock_off,
+                self.fail(C.WRONG_LOCK, related={"locked": lock.at}, lock_off=rec.spin_lock_off,
                           head_type=want, head=name, held=lock.holder, holder=holder)
-            self.fail("lock-required", lock_off=rec.spin_lock_off, head_type=want, head=name, holder=holder)
+            self.fail(C.LOCK_REQUIRED, lock_off=rec.spin_lock_off, head_type=want, head=name, holder=holder)
 
     def arg_list_head(self, i, r, reg, arg, trusted_checked):
         self._graph_root(i, r, reg, LIST_HEAD)
@@ -1189,21 +1190,21 @@ class CallChecker:
             related = {"released": tomb.at, "acquired": tomb.acquired_at} if tomb else {}
             if reg.has(NON_OWN):
                 related = {"inserted": reg.nonown_at}
-            self.fail("expected-allocated-object", related=related, arg=i, reg=r, state=self._state_words(reg))
+            self.fail(C.EXPECTED_ALLOCATED_OBJECT, related=related, arg=i, reg=r, state=self._state_words(reg))
         if not reg.ref_obj_id:
-            self.fail("expected-allocated-object", arg=i, reg=r, state="not_referenced")
+            self.fail(C.EXPECTED_ALLOCATED_OBJECT, arg=i, reg=r, state="not_referenced")
         self._node_matches(i, r, reg, want)
         self.node_arg = (i, reg)
 
     def _node_matches(self, i, r, reg, want: str) -> None:
         rec = self.it.records.for_type(reg.btf_id)
         if rec.valid and rec.nodes.get(reg.off) != want:
-            self.fail("graph-field-not-found", field=want, off=reg.off)
+            self.fail(C.GRAPH_FIELD_NOT_FOUND, field=want, off=reg.off)
         root = self.root_arg[2] if self.root_arg else None
         if root is None:
             return
         if reg.type_name != root.value_type or reg.off != root.node_off:
-            self.fail("graph-node-mismatch", head_type=root.kind, node_type=want, node_off=root.node_off,
+            self.fail(C.GRAPH_NODE_MISMATCH, head_type=root.kind, node_type=want, node_off=root.node_off,
                       value_type=root.value_type, arg_off=reg.off, arg_type=reg.type_name, head=root.name)
 
     def arg_list_node(self, i, r, reg, arg, trusted_checked):
@@ -1214,31 +1215,31 @@ class CallChecker:
 
     def arg_rb_node_remove(self, i, r, reg, arg, trusted_checked):
         if self.st.in_graph_callback:
-            self.fail("rbtree-cb-remove")
+            self.fail(C.RBTREE_CB_REMOVE)
         if not (reg.type == BTF_ID and reg.has(ALLOC) and (reg.has(NON_OWN) or reg.ref_obj_id)):
-            self.fail("expected-allocated-object", arg=i, reg=r, state=self._state_words(reg))
+            self.fail(C.EXPECTED_ALLOCATED_OBJECT, arg=i, reg=r, state=self._state_words(reg))
         self._node_matches(i, r, reg, RB_NODE)
         self.node_arg = (i, reg)
 
     def arg_spin_lock(self, i, r, reg, arg, trusted_checked):
         if self.st.in_graph_callback:
-            self.fail("rbtree-cb-lock")
+            self.fail(C.RBTREE_CB_LOCK)
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)
             holder = ("map", reg.map.name, reg.id)
             if not rec.valid or rec.spin_lock_off is None:
-                self.fail("no-valid-spin-lock", map=reg.map.name, cause=rec.cause or "it has no bpf_spin_lock field",
+                self.fail(C.NO_VALID_SPIN_LOCK, map=reg.map.name, cause=rec.cause or "it has no bpf_spin_lock field",
                           variant="btf_map" if reg.map.kind == "map" else "")
         elif reg.type == BTF_ID and reg.has(ALLOC):
             rec = self.it.records.for_type(reg.btf_id)
             holder = ("obj", reg.ref_obj_id or reg.id)
             if rec.spin_lock_off is None:
-                self.fail("invalid-deref", reg=r, type=reg.type_str())
+                self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
         else:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
             return
         if reg.var_off or reg.off != rec.spin_lock_off:
-            self.fail("lock-offset", off=reg.off, lock_off=rec.spin_lock_off)
+            self.fail(C.LOCK_OFFSET, off=reg.off, lock_off=rec.spin_lock_off)
         self.lock_target = (holder, rec.spin_lock_off)
 
     def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
@@ -1248,15 +1249,15 @@ class CallChecker:
             # a __kptr field inside an object the program owns (bpf_obj_new)
             rec, dest = self.it.records.for_type(reg.btf_id), f"struct {reg.type_name}"
         else:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
             return
         if not rec.valid or not rec.kptrs:
-            self.fail("no-valid-kptr", reg=r, dest=dest, cause=rec.cause or "the value has no __kptr field")
+            self.fail(C.NO_VALID_KPTR, reg=r, dest=dest, cause=rec.cause or "the value has no __kptr field")
         kptr = rec.kptrs.get(reg.off)
         if kptr is None or reg.var_off:
-            self.fail("not-kptr-offset", off=reg.off, dest=dest)
+            self.fail(C.NOT_KPTR_OFFSET, off=reg.off, dest=dest)
         if not kptr.referenced:
-            self.fail("kptr-unreferenced", off=reg.off, dest=kptr.name)
+            self.fail(C.KPTR_UNREFERENCED, off=reg.off, dest=kptr.name)
         self.kptr = kptr
 
     def arg_kptr_new(self, i, r, reg, arg, trusted_checked):
@@ -1264,20 +1265,20 @@ class CallChecker:
             return
         kptr = self.kptr
         if kptr is not None and reg.type == BTF_ID and reg.type_name != kptr.type_name:
-            self.fail("kptr-type-mismatch", reg=r, type=f"ptr_{reg.type_name}", expected=f"ptr_{kptr.type_name}",
+            self.fail(C.KPTR_TYPE_MISMATCH, reg=r, type=f"ptr_{reg.type_name}", expected=f"ptr_{kptr.type_name}",
                       got=f"struct {reg.type_name} pointer", want=f"struct {kptr.type_name} pointers")
         if not reg.ref_obj_id:
-            self.fail("release-non-referenced", reg=r, state=self._state_words(reg))
+            self.fail(C.RELEASE_NON_REFERENCED, reg=r, state=self._state_words(reg))
 
     def arg_ringbuf_mem(self, i, r, reg, arg, trusted_checked):
         if not reg.ref_obj_id:
-            self.fail("release-non-referenced", reg=r, state=self._state_words(reg))
+            self.fail(C.RELEASE_NON_REFERENCED, reg=r, state=self._state_words(reg))
 
     arg_socket = arg_ringbuf_mem
 
     def arg_map(self, i, r, reg, arg, trusted_checked):
         if reg.type != MAP_PTR:
-            self.fail("invalid-deref", reg=r, type=reg.type_str())
+            self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
 
     def arg_map_key(self, i, r, reg, arg, trusted_checked):
         if reg.type == SCALAR:
@@ -1297,16 +1298,16 @@ class CallChecker:
             return
         want = sem.args[idx].btf_type if idx < len(sem.args) else ""
         if want and reg.type == BTF_ID and reg.type_name and reg.type_name != want and not sem.is_helper:
-            self.fail("kfunc-arg-btf-mismatch", arg=idx, reg=idx + 1, want=want, got=reg.type_name)
+            self.fail(C.KFUNC_ARG_BTF_MISMATCH, arg=idx, reg=idx + 1, want=want, got=reg.type_name)
         if reg.ref_obj_id and reg.off:
-            self.fail("nonzero-offset-release", reg=idx + 1)
+            self.fail(C.NONZERO_OFFSET_RELEASE, reg=idx + 1)
         if reg.ref_obj_id:
             return
         if sem.is_helper:
-            self.fail("release-non-referenced", reg=idx + 1, state=self._state_words(reg))
+            self.fail(C.RELEASE_NON_REFERENCED, reg=idx + 1, state=self._state_words(reg))
         if reg.type == BTF_ID and not reg.has(ALLOC):
-            self.fail("release-unacquired", reg=idx + 1)
-        self.fail("release-non-referenced", reg=idx + 1, state=self._state_words(reg))
+            self.fail(C.RELEASE_UNACQUIRED, reg=idx + 1)
+        self.fail(C.RELEASE_NON_REFERENCED, reg=idx + 1, state=self._state_words(reg))
 
     # ---- effects
     def apply_effect(self) -> None:
@@ -1335,15 +1336,15 @@ class CallChecker:
         if effect == K.EFFECT_THROW:
             if st.refs:
                 ref = min(st.refs.values(), key=lambda x: x.acquired_at)
-                self.fail("throw-leak", related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
+                self.fail(C.THROW_LEAK, related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
             raise StopPath   # an exception exit: nothing after it runs
         if effect == K.EFFECT_UNLOCK:
             holder, off = self.lock_target or (None, 0)
             if st.lock is None:
-                self.fail("unlock-without-lock", lock=holder or ("unknown",))
+                self.fail(C.UNLOCK_WITHOUT_LOCK, lock=holder or ("unknown",))
             if holder is not None and st.lock.holder[0] != "unknown" and (st.lock.holder != holder
                                                                           or st.lock.off != off):
-                self.fail("unlock-different-lock", related={"locked": st.lock.at}, lock=holder,
+                self.fail(C.UNLOCK_DIFFERENT_LOCK, related={"locked": st.lock.at}, lock=holder,
                           held=st.lock.holder)
             st.lock = None
             st.map_values(lambda v: dead_pointer(Tombstone(
@@ -1352,7 +1353,7 @@ class CallChecker:
             return
         if effect == K.EFFECT_RCU_LOCK:
             if st.rcu_depth:
-                self.fail("rcu-nested", related={"rcu_locked": st.rcu_at})
+                self.fail(C.RCU_NESTED, related={"rcu_locked": st.rcu_at})
             if not st.rcu_depth:
                 st.rcu_at = at
             st.rcu_depth += 1
@@ -1360,7 +1361,7 @@ class CallChecker:
             return
         if effect == K.EFFECT_RCU_UNLOCK:
             if not st.rcu_depth:
-                self.fail("unmatched-rcu-unlock")
+                self.fail(C.UNMATCHED_RCU_UNLOCK)
             st.rcu_depth -= 1
             if not st.rcu_depth:
                 st.map_values(lambda v: v.with_flags(add={UNTRUSTED}, remove={RCU}) if v.has(RCU) else v)
@@ -1368,7 +1369,7 @@ class CallChecker:
             return
         if effect == K.EFFECT_TAIL_CALL and st.refs:
             ref = min(st.refs.values(), key=lambda x: x.acquired_at)
-            self.fail("tail-call-leak", related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
+            self.fail(C.TAIL_CALL_LEAK, related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
         if effect == K.EFFECT_GRAPH_INSERT:
             self.graph_insert()
         if effect == K.EFFECT_CALLBACK_LOOP and getattr(self, "callback_target", None) is not None:
@@ -1497,7 +1498,7 @@ class CallChecker:
             type_id = self.local_type[0] if self.local_type else 0
             problem = it.records.prog_btf_problem()
             if problem:
-                self.fail("prog-btf-rejected", cause=problem)
+                self.fail(C.PROG_BTF_REJECTED, cause=problem)
             tname = ""
             if it.btf is not None and type_id:
                 try:
@@ -1506,7 +1507,7 @@ class CallChecker:
                 except Exception:
                     t = None
                 if t is None or t.kind.name != "STRUCT":
-                    self.fail("obj-new-not-struct")
+                    self.fail(C.OBJ_NEW_NOT_STRUCT)
             if sem.ref_kind == "percpu_local":
                 flags.add(PERCPU)
             rid = it.acquire(st, sem.ref_kind, at, sem.name, tname)

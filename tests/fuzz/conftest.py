@@ -1,9 +1,9 @@
-"""Short runs of the robustness harnesses (bpf_lsp/fuzzing.py); bench/robustness.py runs them long."""
+"""Short runs of the robustness harnesses (devtools/fuzz/); bench/robustness.py runs them long."""
 from __future__ import annotations
 
 import pytest
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 
 from .conftest import assert_no_new_failures
 

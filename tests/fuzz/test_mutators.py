@@ -7,7 +7,7 @@ import pytest
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 
 SAMPLE = '#include "own.h"\nstruct elem { int data; };\n\nSEC("tc")\nint f(void *ctx)\n{\n' \
          '\tstruct elem *e = bpf_obj_new(typeof(*e));\n\tif (!e)\n\t\treturn 0;\n\tbpf_obj_drop(e);\n\treturn 0;\n}\n'
@@ -79,8 +79,10 @@ def test_minimize_lines():
 
 
 def test_known_issue_lookup(monkeypatch):
-    monkeypatch.setattr(F, "KNOWN_ISSUES", ((r"IndexError at bpf_lsp/verifier/", "test_x"),))
+    from devtools.fuzz import harness
+    monkeypatch.setattr(harness, "KNOWN_ISSUES", ((r"IndexError at bpf_lsp/verifier/", "test_x"),))
     assert F.known_issue("verify_program: IndexError at bpf_lsp/verifier/interpreter.py:644") == "test_x"
     assert F.known_issue("brand new: KeyError at bpf_lsp/verifier/interpreter.py:1") is None
+    monkeypatch.undo()
     for pattern, test in F.KNOWN_ISSUES:
         assert test.startswith("test_")

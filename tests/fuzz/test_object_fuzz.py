@@ -1,7 +1,7 @@
 """Object mutants through load_object, verify_program and Analyzer.verify_object: only ObjectError."""
 from __future__ import annotations
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 
 from .conftest import assert_no_new_failures
 

@@ -1,7 +1,7 @@
 """Source mutants through Analyzer.analyze, hovers and fixes: nothing escapes, output well-formed."""
 from __future__ import annotations
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 
 from .conftest import assert_no_new_failures
 

@@ -6,7 +6,7 @@ patched, so the owner can see exactly what is malformed:
     .venv/bin/python tests/fuzz/repro/make_repros.py
 
 The fuzzers found these with stacked random mutations; the single patches below were derived
-from the minimised mutants (bpf_lsp.fuzzing.minimize_object) and trigger the same failures.
+from the minimised mutants (devtools.fuzz.minimize_object) and trigger the same failures.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from bpf_lsp import fuzzing as F  # noqa: E402
+from devtools import fuzz as F  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 

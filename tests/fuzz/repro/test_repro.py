@@ -1,4 +1,4 @@
-"""Minimal reproducers of crashes, hangs and wrong output the fuzzers (bpf_lsp/fuzzing.py) found in
+"""Minimal reproducers of crashes, hangs and wrong output the fuzzers (devtools/fuzz/) found in
 code this directory does not own.
 
 Open issues are marked ``xfail(strict=True)`` with the traceback (or wrong output) seen when
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 from bpf_lsp.analysis import Analysis
 from bpf_lsp.codes import CODES
 from bpf_lsp.diagnostics import lsp as convert
@@ -268,16 +268,13 @@ No exception: wrong output. lsp.split_lines() split on \\n only, so a document w
 ends was one line and every LSP range landed on line 0.""")
 
 
-@xfail("frontend/preamble", """
-No exception: wrong output, after the lsp.py fix above. A document with classic-Mac line ends
-(lone CR): preamble.split_lines() still splits on \\n only, so preamble_line_count() sees one
-physical line that starts with '#include "own.h"' (_DIRECTIVE matches with DOTALL) and takes
-the *whole file* as the preamble. The PCH is built from all of it, so the verifier's finding
-points into the PCH header:
-  Span(file='.../pch/<key>/bpf-lsp-preamble.h', line=12, column=2, ...)
-and the server shows it as "In included file bpf-lsp-preamble.h:12: ..." on line 0 instead of
-on line 12 of the document. (compile._Sources uses the same split_lines for byte columns.)
-bpf_lsp/text.py's split_lines has the right rule.""")
+FOUND["test_lone_cr_line_ends_keep_diagnostic_lines"] = ("frontend/preamble", """
+No exception: wrong output. preamble.split_lines() split on \\n only, so a document with lone-CR
+line ends was one physical line starting with '#include', the whole file became the preamble, and
+the verifier's finding pointed into the PCH header (bpf-lsp-preamble.h:12) instead of line 12.
+Fixed by making bpf_lsp/text.py's split_lines the project's one line splitter.""")
+
+
 def test_lone_cr_line_ends_keep_diagnostic_lines(analyzer):
     text = OBJ_LEAK.read_text().replace("\n", "\r")
     analysis = analyzer.analyze(text, str(OBJ_LEAK))
@@ -293,7 +290,7 @@ def test_lone_cr_line_ends_keep_diagnostic_lines(analyzer):
 SUBPROCESS_ANALYZE = """
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-from bpf_lsp import fuzzing as F
+from devtools import fuzz as F
 seed = F.load_seeds(names=["obj_leak"])[0]
 kind = sys.argv[1]
 if kind == "nul":
