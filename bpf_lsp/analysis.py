@@ -110,7 +110,10 @@ class Analyzer:
         self.settings = settings or Settings()
         self._facts = facts
         self.pch = PreambleCache(Path(cache_dir) / "pch" if cache_dir else None)
-        self.objects = ObjectCache(Path(cache_dir) / "objects" if cache_dir else default_cache_root() / "objects")
+        # on disk only in batch runs (`check`, tests): in the server each keystroke's text is new and
+        # never compiled again, so writing every object out would be I/O for nothing
+        self.objects = ObjectCache((Path(cache_dir) if cache_dir else default_cache_root()) / "objects"
+                                   if build_pch_synchronously else None)
         self.pch.build_synchronously = build_pch_synchronously
         self.pch.build_on_reuse = build_pch_synchronously
         self._lock = threading.Lock()

@@ -21,13 +21,15 @@ def _header(tmp_path, value: int) -> None:
     os.utime(header, (old, old))
 
 
+def _compile(tmp_path, text: str, cache: ObjectCache):
+    return compile_source(text, str(tmp_path / "prog.bpf.c"), _options(tmp_path), objects=cache)
+
+
 def test_same_text_is_served_from_the_cache_with_its_diagnostics(tmp_path):
     _header(tmp_path, 1)
     text = PROGRAM.replace("int g(void) { int x; return 1 }\n", "int g(void) { return 1 / 0; }\n")
     cache = ObjectCache(tmp_path / "objects")
-    path = str(tmp_path / "prog.bpf.c")
-    first = compile_source(text, path, _options(tmp_path), objects=cache)
-    second = compile_source(text, path, _options(tmp_path), objects=cache)
+    first, second = _compile(tmp_path, text, cache), _compile(tmp_path, text, cache)
     assert first.object is not None and not first.cached
     assert second.cached and second.object == first.object
     assert [d.message for d in second.diagnostics] == [d.message for d in first.diagnostics]
@@ -38,28 +40,24 @@ def test_a_changed_header_is_compiled_again(tmp_path):
     _header(tmp_path, 1)
     text = PROGRAM.replace("int g(void) { int x; return 1 }\n", "")
     cache = ObjectCache(tmp_path / "objects")
-    path = str(tmp_path / "prog.bpf.c")
-    first = compile_source(text, path, _options(tmp_path), objects=cache)
+    first = _compile(tmp_path, text, cache)
     _header(tmp_path, 22)
-    again = compile_source(text, path, _options(tmp_path), objects=cache)
+    again = _compile(tmp_path, text, cache)
     assert not again.cached and again.object != first.object
 
 
 def test_the_disk_cache_is_shared_between_processes(tmp_path):
     _header(tmp_path, 3)
     text = PROGRAM.replace("int g(void) { int x; return 1 }\n", "")
-    path = str(tmp_path / "prog.bpf.c")
-    first = compile_source(text, path, _options(tmp_path), objects=ObjectCache(tmp_path / "objects"))
+    first = _compile(tmp_path, text, ObjectCache(tmp_path / "objects"))
     fresh = ObjectCache(tmp_path / "objects")      # another process: nothing in memory
-    hit = compile_source(text, path, _options(tmp_path), objects=fresh)
+    hit = _compile(tmp_path, text, fresh)
     assert hit.cached and hit.object == first.object and fresh.hits == 1
 
 
 def test_a_failed_compile_is_not_cached(tmp_path):
     _header(tmp_path, 1)
     cache = ObjectCache(tmp_path / "objects")
-    path = str(tmp_path / "prog.bpf.c")
-    first = compile_source(PROGRAM, path, _options(tmp_path), objects=cache)
-    second = compile_source(PROGRAM, path, _options(tmp_path), objects=cache)
+    first, second = _compile(tmp_path, PROGRAM, cache), _compile(tmp_path, PROGRAM, cache)
     assert first.object is None and not second.cached
     assert any(d.severity == "error" for d in second.diagnostics)

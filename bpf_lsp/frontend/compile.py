@@ -515,8 +515,7 @@ def compile_source(text: str, path: str, options: CompileOptions,
     notices = [_file_level(path, "warning", problem) for problem in plan.problems]
     key = None
     if objects is not None:
-        from bpf_lsp.frontend.object_cache import object_key
-        key = object_key(compiler.argv, plan.flags, path, text)
+        key = objects.key(compiler.argv, plan.flags, path, text)
         hit = objects.get(key)
         if hit is not None:
             return CompileResult(hit.object, hit.diagnostics, hit.argv, hit.used_pch,

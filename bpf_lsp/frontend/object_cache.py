@@ -3,8 +3,8 @@
 The key is the compiler, the planned flags, the file's path and its text. An entry stays valid
 while every file the compile read (clang's own `-MD` list: headers, the PCH's inputs) still has the
 size and mtime it had, the way the PCH cache checks its inputs. Entries live in memory, and on disk
-when the cache has a directory, so a server restart, `bpf-lsp check` run after run, and the test
-suite's worker processes share them. The disk format is JSON plus the object bytes: nothing is
+when the cache has a directory (batch runs), so `bpf-lsp check` run after run and the test suite's
+worker processes share them. The disk format is JSON plus the object bytes: nothing is
 unpickled from the cache directory.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ DEFAULT_MAX_ENTRIES = 512
 
 
 def object_key(compiler_argv: tuple[str, ...], flags: tuple[str, ...], path: str, text: str) -> str:
+    """The cache key of compiling `text` as `path` with `flags` by the compiler `compiler_argv`."""
     h = hashlib.sha256(f"{FORMAT}\0".encode())
     for part in (*compiler_argv, "\0", *flags, "\0", path, "\0"):
         h.update(part.encode("utf-8", errors="surrogateescape") + b"\1")
@@ -49,6 +50,8 @@ class ObjectCache:
         self._memory: OrderedDict[str, tuple[CompileResult, tuple[Dependency, ...]]] = OrderedDict()
         self.hits = 0
         self._puts = 0
+
+    key = staticmethod(object_key)
 
     def get(self, key: str) -> CompileResult | None:
         with self._lock:

@@ -438,29 +438,27 @@ def _progress_printer(label: str, every: int, stream=None) -> Callable[[int, int
     return show
 
 
-def source_campaign(count: int, seed: int = 0, seeds: Sequence[Seed] | None = None, worker: Worker | None = None,
-                    out_dir: Path | None = None, progress: Callable[[int, int, Report], None] | None = None,
-                    hang_seconds: float = HANG_SECONDS) -> Report:
-    """``count`` source mutants, spread round-robin over the seeds (in a seed order fixed by ``seed``)."""
-    seeds = list(seeds) if seeds is not None else load_seeds()
-    order = list(range(len(seeds)))
-    random.Random(f"source-order:{seed}").shuffle(order)
-    report = Report("source")
+def _campaign(report: Report, worker: Worker | None, count: int, case_at: Callable[[int], tuple],
+              progress: Callable[[int, int, Report], None] | None, hang_seconds: float,
+              prepare: Callable[[Worker], str | None] | None = None) -> Report:
+    """Run `count` cases in `worker` (a new one unless given). `case_at(i)` gives (case name,
+    mutators, request, rejected?(result), save()); `prepare(worker)` may end the campaign early
+    with a note."""
     own = worker is None
     worker = worker or Worker()
     started = time.monotonic()
     try:
+        note = prepare(worker) if prepare else None
+        if note:
+            report.notes.append(note)
+            return report
         for i in range(count):
-            s = seeds[order[i % len(order)]]
-            rng = random.Random(f"source:{seed}:{i}")
-            text, mutators = mutate_source(s.text, rng)
-            case = f"{s.name}#{i}"
-            result = worker.request(("source", text, s.path, f"hover:{seed}:{i}"))
+            case, mutators, request, rejected, save = case_at(i)
+            result = worker.request(request)
             report.tried += 1
-            if result.get("built") is False:
+            if rejected(result):
                 report.rejected += 1
-            _record(report, result, case, mutators,
-                    lambda: _save(out_dir, f"source-{s.name}-{seed}-{i}.bpf.c", text), hang_seconds)
+            _record(report, result, case, mutators, save, hang_seconds)
             if progress:
                 progress(i + 1, count, report)
     finally:
@@ -468,6 +466,23 @@ def source_campaign(count: int, seed: int = 0, seeds: Sequence[Seed] | None = No
         if own:
             worker.close()
     return report
+
+
+def source_campaign(count: int, seed: int = 0, seeds: Sequence[Seed] | None = None, worker: Worker | None = None,
+                    out_dir: Path | None = None, progress: Callable[[int, int, Report], None] | None = None,
+                    hang_seconds: float = HANG_SECONDS) -> Report:
+    """``count`` source mutants, spread round-robin over the seeds (in a seed order fixed by ``seed``)."""
+    seeds = list(seeds) if seeds is not None else load_seeds()
+    order = list(range(len(seeds)))
+    random.Random(f"source-order:{seed}").shuffle(order)
+
+    def case_at(i: int) -> tuple:
+        s = seeds[order[i % len(order)]]
+        text, mutators = mutate_source(s.text, random.Random(f"source:{seed}:{i}"))
+        return (f"{s.name}#{i}", mutators, ("source", text, s.path, f"hover:{seed}:{i}"),
+                lambda result: result.get("built") is False,
+                lambda: _save(out_dir, f"source-{s.name}-{seed}-{i}.bpf.c", text))
+    return _campaign(Report("source"), worker, count, case_at, progress, hang_seconds)
 
 
 def compile_seed_objects(seeds: Sequence[Seed], worker: Worker) -> list[tuple[Seed, bytes]]:
@@ -483,39 +498,28 @@ def object_campaign(count: int, seed: int = 0, seeds: Sequence[Seed] | None = No
                     out_dir: Path | None = None, progress: Callable[[int, int, Report], None] | None = None,
                     hang_seconds: float = HANG_SECONDS, objects: Sequence[tuple[Seed, bytes]] | None = None) -> Report:
     """``count`` object mutants over the compiled seeds (compiled once, by the worker's Analyzer)."""
-    report = Report("object")
-    own = worker is None
-    worker = worker or Worker()
-    started = time.monotonic()
-    try:
+    compiled: list[tuple[Seed, bytes]] = list(objects) if objects is not None else []
+    layouts: list = []
+    order: list[int] = []
+
+    def prepare(w: Worker) -> str | None:
         if objects is None:
-            seeds = list(seeds) if seeds is not None else load_seeds([CORPUS_CASES])
-            objects = compile_seed_objects(seeds, worker)
-        if not objects:
-            report.notes.append("no seed compiled: nothing to mutate")
-            return report
-        layouts = [object_layout(data) for _, data in objects]
-        order = list(range(len(objects)))
+            compiled.extend(compile_seed_objects(list(seeds) if seeds is not None else load_seeds([CORPUS_CASES]), w))
+        if not compiled:
+            return "no seed compiled: nothing to mutate"
+        layouts.extend(object_layout(data) for _, data in compiled)
+        order.extend(range(len(compiled)))
         random.Random(f"object-order:{seed}").shuffle(order)
-        for i in range(count):
-            k = order[i % len(order)]
-            s, data = objects[k]
-            rng = random.Random(f"object:{seed}:{i}")
-            mutant, mutators = mutate_object(data, rng, layouts[k])
-            case = f"{s.name}#{i}"
-            result = worker.request(("object", mutant, s.path, s.text, f"hover:{seed}:{i}"))
-            report.tried += 1
-            if result.get("rejected"):
-                report.rejected += 1
-            _record(report, result, case, mutators,
-                    lambda: _save(out_dir, f"object-{s.name}-{seed}-{i}.o", mutant), hang_seconds)
-            if progress:
-                progress(i + 1, count, report)
-    finally:
-        report.wall = time.monotonic() - started
-        if own:
-            worker.close()
-    return report
+        return None
+
+    def case_at(i: int) -> tuple:
+        k = order[i % len(order)]
+        s, data = compiled[k]
+        mutant, mutators = mutate_object(data, random.Random(f"object:{seed}:{i}"), layouts[k])
+        return (f"{s.name}#{i}", mutators, ("object", mutant, s.path, s.text, f"hover:{seed}:{i}"),
+                lambda result: bool(result.get("rejected")),
+                lambda: _save(out_dir, f"object-{s.name}-{seed}-{i}.o", mutant))
+    return _campaign(Report("object"), worker, count, case_at, progress, hang_seconds, prepare)
 
 
 # =============================================================================================
