@@ -20,7 +20,8 @@ from .diagnostics.hover import hover_markdown
 from .diagnostics.model import ProgramReport, SourceDiagnostic, Span
 from .diagnostics.render import render_all
 from .diagnostics.sources import ProgramSources, SourceFiles, object_variables
-from .frontend.compile import CompileOptions, CompileResult, compile_source
+from .diagnostics.ranges import TranslationUnits, parse_args
+from .frontend.compile import CompileOptions, CompileResult, compile_source, planned_argv
 from .frontend.kconfig import kernel_kconfig, kernel_version_code
 from .frontend.headers import default_cache_root
 from .frontend.kernel_btf import KernelFacts, kernel_facts
@@ -80,6 +81,7 @@ class CompileStage:
     object_bytes: bytes | None
     used_pch: bool = False
     seconds: float = 0.0
+    parse_args: tuple[str, ...] | None = None   # the compile's flags as a libclang parse needs them
 
 
 def compiler_diagnostics(result: CompileResult, path: str) -> list[SourceDiagnostic]:
@@ -109,6 +111,7 @@ class Analyzer:
         by default the running kernel's, read once. Part of every verification cache key."""
         self.settings = settings or Settings()
         self._facts = facts
+        self.units = TranslationUnits()    # libclang's parses of the files findings sit in
         self.pch = PreambleCache(Path(cache_dir) / "pch" if cache_dir else None)
         # on disk only in batch runs (`check`, tests): in the server each keystroke's text is new and
         # never compiled again, so writing every object out would be I/O for nothing
@@ -138,14 +141,16 @@ class Analyzer:
             return CompileStage(path, text, [diag], None)
         result = compile_source(text, path, self.options, self.pch, self.objects)
         return CompileStage(path, text, compiler_diagnostics(result, path),
-                            result.object if result.ok else None, result.used_pch, result.seconds)
+                            result.object if result.ok else None, result.used_pch, result.seconds,
+                            parse_args(result.argv, result.compiler) if result.argv else None)
 
     # -- stage 2
     def verify(self, stage: CompileStage) -> Analysis:
         analysis = Analysis(stage.path, list(stage.compiler_diagnostics))
         if stage.object_bytes is None:
             return analysis
-        return self.verify_object(stage.object_bytes, stage.path, analysis, {stage.path: stage.text})
+        return self.verify_object(stage.object_bytes, stage.path, analysis, {stage.path: stage.text},
+                                  {stage.path: stage.parse_args})
 
     def analyze(self, text: str, path: str) -> Analysis:
         return self.verify(self.compile(text, path))
@@ -156,7 +161,7 @@ class Analyzer:
         from .frontend.link import LinkError, link_objects
         paths = [os.path.abspath(p) for p in paths]
         analysis = Analysis(paths[0])
-        texts, objects = {}, []
+        texts, objects, args = {}, [], {}
         for p in paths:
             with open(p, encoding="utf-8", errors="replace") as f:
                 texts[p] = f.read()
@@ -165,6 +170,7 @@ class Analyzer:
             if stage.object_bytes is None:
                 return analysis
             objects.append((p, stage.object_bytes))
+            args[p] = stage.parse_args
         try:
             linked = link_objects(objects)
         except LinkError as e:
@@ -172,7 +178,7 @@ class Analyzer:
             analysis.compiler_diagnostics.append(SourceDiagnostic(C.OBJECT_ERROR, "error", str(e),
                                                                   Span(paths[0], 1, 1, 1, 1)))
             return analysis
-        return self.verify_object(linked, paths[0], analysis, texts)
+        return self.verify_object(linked, paths[0], analysis, texts, args)
 
     def analyze_object_file(self, path: str) -> Analysis:
         path = os.path.abspath(path)
@@ -180,7 +186,10 @@ class Analyzer:
             data = f.read()
         return self.verify_object(data, path, Analysis(path), {})
 
-    def verify_object(self, data: bytes, path: str, analysis: Analysis, texts: dict[str, str]) -> Analysis:
+    def verify_object(self, data: bytes, path: str, analysis: Analysis, texts: dict[str, str],
+                      parse_args: dict[str, tuple[str, ...] | None] | None = None) -> Analysis:
+        """Verify and render an object; `parse_args`: the flags each compiled file was compiled
+        with (for libclang ranges); other files' flags are planned from the settings."""
         try:
             obj = load_object(data, path)
         except ObjectError as e:
@@ -192,7 +201,9 @@ class Analyzer:
         facts = self.facts
         kconfig = self.kconfig()
         records = RecordBuilder(obj.btf, facts.struct_names)
-        files = SourceFiles(texts, options=self.options)
+        compiled = {os.path.abspath(p): a for p, a in (parse_args or {}).items()}
+        files = SourceFiles(texts, self.units, lambda unit: compiled[unit] if unit in compiled
+                            else self.planned_parse_args(unit))
         variables = object_variables(obj)
         btf_hash = _btf_fingerprint(obj)
         for prog in obj.programs:
@@ -224,6 +235,11 @@ class Analyzer:
             analysis.programs.append(ProgramReport(prog.name, prog.section, program_verdict(result), diags, reused))
             analysis.results[prog.name] = (prog, result, src)
         return analysis
+
+    def planned_parse_args(self, path: str) -> tuple[str, ...] | None:
+        """libclang flags for a file this analyzer did not compile (an object's sources, on disk)."""
+        planned = planned_argv(path, self.options)
+        return parse_args(*planned) if planned is not None else None
 
     @property
     def facts(self) -> KernelFacts:

@@ -16,7 +16,8 @@ from .codes import CODES
 def _settings(args):
     from .settings import Settings
     s = Settings()
-    raw = {"includeDirs": [os.path.abspath(d) for d in args.include or []], "extraFlags": list(args.clang_arg or [])}
+    # relative -I directories are meant from here, as CompileOptions reads every includeDirs entry
+    raw = {"includeDirs": list(args.include or []), "extraFlags": list(args.clang_arg or [])}
     if getattr(args, "budget", None):
         raw["verifierBudget"] = args.budget
     if getattr(args, "timeout_ms", None) is not None:

@@ -6,34 +6,21 @@ gone and that no compiler or verifier error appeared that was not there before.
 """
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 
 import pytest
 
-import bpf_lsp.analysis as analysis_module
 from bpf_lsp.diagnostics.model import Fix, TextEdit
 from bpf_lsp.diagnostics import sources
-from bpf_lsp.diagnostics.sources import SourceFiles
 from conftest import CORPUS_CASES, KVERIFY, clang_object, requires_kernel
 
 
 @pytest.fixture(scope="module")
 def wired(analyzer):
-    """The analyzer, with its compile options reaching `SourceFiles` (libclang statement ranges).
-
-    `Analyzer.verify_object` builds `SourceFiles(texts)`; until it passes `options=self.options`
-    itself, this fixture does it, so the fixes are computed as the server will compute them.
-    """
-    original = analysis_module.SourceFiles
-    analysis_module.SourceFiles = functools.partial(_with_options, options=analyzer.options)
-    yield analyzer
-    analysis_module.SourceFiles = original
-
-
-def _with_options(overrides=None, options=None, **kw):
-    return SourceFiles(overrides, options=kw.get("options_override") or options)
+    """The analyzer: its compiles' flags reach `SourceFiles` (libclang statement ranges) by
+    themselves, so the fixes are computed as the server computes them."""
+    return analyzer
 
 
 def apply_edits(text: str, edits: tuple[TextEdit, ...]) -> str:

@@ -4,14 +4,12 @@ Columns are 1-based byte columns, end exclusive, as in `bpf_lsp.diagnostics.mode
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-import bpf_lsp.analysis as analysis_module
 from bpf_lsp.diagnostics import ranges, sources
 from bpf_lsp.diagnostics.sources import SourceFiles
 from conftest import CORPUS_CASES, clang_object
@@ -21,15 +19,13 @@ pytestmark = pytest.mark.skipif(not ranges.available(), reason="libclang is not 
 
 @pytest.fixture(scope="module")
 def wired(analyzer):
-    """The analyzer with its compile options reaching `SourceFiles` (see tests/test_fixes.py)."""
-    original = analysis_module.SourceFiles
-    analysis_module.SourceFiles = functools.partial(_with_options, options=analyzer.options)
-    yield analyzer
-    analysis_module.SourceFiles = original
+    """The analyzer: its libclang units and its compiles' flags reach `SourceFiles` by themselves."""
+    return analyzer
 
 
-def _with_options(overrides=None, options=None):
-    return SourceFiles(overrides, options=options)
+def file_ast(analyzer, path, text: str, units=None):
+    """The analyzer's libclang view of `path` at `text`, parsed with the flags a compile would use."""
+    return (units or analyzer.units).file_ast(str(path), text, analyzer.planned_parse_args(str(path)))
 
 
 def rng(span) -> tuple[int, int, int, int]:
@@ -152,7 +148,7 @@ def test_multi_line_call_is_covered_whole(wired, tmp_path, monkeypatch):
 
 def test_file_ast_queries(analyzer):
     path = CORPUS_CASES / "list_pop_leak.bpf.c"
-    ast = ranges.file_ast(str(path), path.read_text(), analyzer.options)
+    ast = file_ast(analyzer, path, path.read_text())
     assert ast is not None
     # member access through a macro: the macro invocation and the member
     assert ast.expression(26, 45) == (26, 9, 26, 49)
@@ -177,7 +173,7 @@ def test_object_file_input_reads_the_source_from_disk(wired, tmp_path):
 def test_fallback_when_libclang_is_unavailable(analyzer, monkeypatch):
     """No libclang (or no options): the lexical heuristic gives the same corpus ranges."""
     monkeypatch.setattr(ranges, "_load", lambda: None)
-    files = SourceFiles(options=analyzer.options)
+    files = SourceFiles(units=analyzer.units, parse_args=analyzer.planned_parse_args)
     assert files.ast(str(CORPUS_CASES / "obj_leak.bpf.c")) is None
     for case, code, want in (("obj_leak", "reference-leak", (12, 2, 12, 11)),
                              ("list_use_after_unlock", "non-owning-after-unlock", (21, 2, 21, 13)),
@@ -189,11 +185,13 @@ def test_fallback_when_libclang_is_unavailable(analyzer, monkeypatch):
 
 def test_a_parse_that_disagrees_with_the_compile_is_not_used(tmp_path):
     """Without the include dirs own.h is missing: errors in the file, so no AST (and no exception)."""
-    from bpf_lsp.frontend.compile import CompileOptions
+    from bpf_lsp.frontend.compile import CompileOptions, planned_argv
     path = tmp_path / "obj_leak.bpf.c"
     path.write_text((CORPUS_CASES / "obj_leak.bpf.c").read_text())
-    assert ranges.file_ast(str(path), path.read_text(), CompileOptions()) is None
-    assert ranges.file_ast(str(path), path.read_text(), CompileOptions(extra_args=("-fno-such-flag",))) is None
+    units = ranges.TranslationUnits()
+    for options in (CompileOptions(), CompileOptions(extra_args=("-fno-such-flag",))):
+        args = ranges.parse_args(*planned_argv(str(path), options))
+        assert units.file_ast(str(path), path.read_text(), args) is None
 
 
 def test_parse_and_reparse_times(analyzer, tmp_path, monkeypatch):
@@ -202,14 +200,15 @@ def test_parse_and_reparse_times(analyzer, tmp_path, monkeypatch):
     (vmlinux.h) so that its edits re-parse in milliseconds."""
     text = (CORPUS_CASES / "obj_leak.bpf.c").read_text()
     for mode, edits_seen in (("one-shot", False), ("editor", True)):
-        monkeypatch.setattr(ranges, "_edits_seen", edits_seen)
+        units = ranges.TranslationUnits()
+        units.edits_seen = edits_seen
         path = tmp_path / f"{mode}.bpf.c"
         path.write_text(text)
         times = []
         for i in range(4):
             edited = text.replace("e->data = 1;", f"e->data = {i + 1};")
             started = time.perf_counter()
-            ast = ranges.file_ast(str(path), edited, analyzer.options)
+            ast = file_ast(analyzer, path, edited, units)
             assert ast.expression(11, 10) == (11, 2, 11, 13)
             times.append(time.perf_counter() - started)
         print(f"\nlibclang, {mode}: cold parse {times[0]:.3f} s, first reparse {times[1]:.3f} s, "
@@ -228,7 +227,7 @@ def test_concurrent_queries_are_serialised(analyzer):
         path = CORPUS_CASES / f"{case}.bpf.c"
         try:
             text = path.read_text() + "\n" * (round_ % 2)
-            ast = ranges.file_ast(str(path), text, analyzer.options)
+            ast = file_ast(analyzer, path, text)
             line, col, expected = want[case]
             got = ast.expression(line, col)
             if got != expected:
@@ -242,7 +241,7 @@ def test_concurrent_queries_are_serialised(analyzer):
     for t in threads:
         t.join()
     assert failures == []
-    assert len(ranges._tus) <= ranges.MAX_TUS
+    assert len(analyzer.units) <= ranges.MAX_TUS
 
 
 def test_byte_columns_after_non_ascii_text(wired, tmp_path):
@@ -253,6 +252,6 @@ def test_byte_columns_after_non_ascii_text(wired, tmp_path):
     raw = text.split("\n")[20].encode()
     start = raw.index(b"e->") + 1
     want = (21, start, 21, start + len(b"e->data = 2"))
-    ast = ranges.file_ast(str(path), text, wired.options)
+    ast = file_ast(wired, path, text)
     assert ast.expression(21, raw.index(b"=") + 1) == want
     assert rng(only(wired.analyze(text, str(path)), "non-owning-after-unlock").span) == want

@@ -31,6 +31,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..text import split_lines
+
 log = logging.getLogger("bpf_lsp.ranges")
 
 Range = tuple[int, int, int, int]      # line, column, end_line, end_column: 1-based, byte columns, end exclusive
@@ -43,12 +45,6 @@ _CACHE_COMPLETION_RESULTS = 0x08
 _CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
 _KEEP_GOING = 0x200
 PARSE_OPTIONS = _PRECOMPILED_PREAMBLE | _CACHE_COMPLETION_RESULTS | _KEEP_GOING
-# When the preamble (the #include block: vmlinux.h) is precompiled. Measured on the corpus (analysis
-# overhead per file): built by the first parse, ~0.6 s to open + ~0.2 s for the first edit; built by
-# the first reparse (libclang's default), ~0.2 s to open + ~0.7 s for the first edit; ms after either.
-# A one-shot `check` never re-parses, so the default suits it; an editor re-parses on every edit, so
-# once this process has seen an edit, new files get their preamble with their first parse.
-_edits_seen = False
 # flags of the compile that mean nothing to a parse (or that libclang would reject)
 _DROP_PREFIXES = ("-fdiagnostics-", "-fno-color-diagnostics", "-fmessage-length", "-ffile-prefix-map",
                   "-fdebug-compilation-dir")
@@ -66,18 +62,13 @@ NO_SEMICOLON = frozenset({"COMPOUND_STMT", "IF_STMT", "WHILE_STMT", "FOR_STMT", 
 BODY_PARENTS = frozenset({"IF_STMT", "WHILE_STMT", "FOR_STMT", "DO_STMT", "SWITCH_STMT", "LABEL_STMT",
                           "CASE_STMT", "DEFAULT_STMT"})
 
-_lock = threading.RLock()              # every libclang call holds it
+# Process-wide, because libclang is: the shared library is loaded once and is not thread-safe, so
+# every call into it holds this one lock. Everything else (the parsed units) belongs to the
+# `TranslationUnits` of an analyzer.
+_lock = threading.RLock()
 _index: Any = None
 _cindex: Any = None
 _unavailable = ""                      # why libclang cannot be used, once known
-stats: dict[str, list[float]] = {"parse": [], "reparse": []}   # seconds, for tests and logs
-
-
-def _stat(kind: str, seconds: float) -> None:
-    sample = stats[kind]
-    sample.append(seconds)
-    del sample[:-100]
-    log.debug("libclang %s: %.3f s", kind, seconds)
 
 
 def _load() -> Any:
@@ -117,32 +108,39 @@ def _resource_dir(argv: tuple[str, ...]) -> str:
     return out if out and os.path.isdir(os.path.join(out, "include")) else ""
 
 
-def parse_args(path: str, options: Any = None) -> tuple[str, ...]:
-    """The compile's flags for `path` (defaults, compile_commands.json, settings), as a parse needs them."""
-    from ..frontend.compile import CompileOptions, plan_flags
-    from ..frontend.toolchain import discover_compiler
-    options = options if options is not None else CompileOptions()
-    compiler = discover_compiler(getattr(options, "compiler_path", ""))
+# flags a compile passes that a parse has no use for, with the value that follows each
+_COMPILE_ONLY_WITH_VALUE = frozenset({"-include-pch", "-c", "-o", "-x", "-MF", "-MT", "-MQ"})
+_COMPILE_ONLY = frozenset({"-MD", "-MMD"})
+
+
+def parse_args(argv: tuple[str, ...], compiler: Any) -> tuple[str, ...]:
+    """The flags a parse of the compiled file needs, from the compile's own command line
+    (`CompileResult.argv`, made by `compiler`): its target, defines and include paths, without
+    what only a compile uses (its input and output, the PCH, dependency files, diagnostic format)."""
+    rest = list(argv[len(compiler.argv):] if compiler is not None and argv[:len(compiler.argv)] == tuple(compiler.argv)
+                else argv[1:])
     args: list[str] = []
-    if compiler is not None:
-        flags = plan_flags(os.path.abspath(path), options, compiler).flags
-        args = [a for a in flags if not a.startswith(_DROP_PREFIXES)]
-        if not compiler.is_zig:
-            resource = _resource_dir(tuple(compiler.argv))
-            if resource:
-                args += ["-resource-dir", resource]
-    else:
-        args = ["-target", "bpf", "-O2", "-g", "-iquote", os.path.dirname(os.path.abspath(path)),
-                *(f"-I{d}" for d in getattr(options, "include_dirs", ())),
-                *(f"-D{d}" for d in getattr(options, "defines", ()))]
-        if not any(a.startswith("-D__TARGET_ARCH_") for a in args):
-            args.append("-D__TARGET_ARCH_x86")
+    skip = False
+    for i, a in enumerate(rest):
+        if skip:
+            skip = False
+            continue
+        if a in _COMPILE_ONLY_WITH_VALUE:
+            skip = True
+            continue
+        if a in _COMPILE_ONLY or a.startswith(_DROP_PREFIXES) or i == len(rest) - 1 and not a.startswith("-"):
+            continue
+        args.append(a)
+    if compiler is not None and not compiler.is_zig:
+        resource = _resource_dir(tuple(compiler.argv))
+        if resource:
+            args += ["-resource-dir", resource]
     # as `.h` or unknown suffixes would otherwise be parsed as headers
     return (*args, "-x", "c")
 
 
 # ---------------------------------------------------------------------------
-# the TU cache
+# translation units
 
 @dataclass
 class _Entry:
@@ -155,39 +153,107 @@ class _Entry:
     asts: dict[tuple[str, str], "FileAst"] = field(default_factory=dict)   # (file, digest) -> view
 
 
-_tus: "OrderedDict[str, _Entry]" = OrderedDict()
-
-
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="surrogateescape")).hexdigest()
 
 
-def _ensure(entry: _Entry, text: str, digest: str) -> bool:
-    """Make the entry's TU reflect `text` (parse or reparse); under the lock."""
-    if entry.failed == digest:
-        return False
-    if entry.tu is not None and entry.digest == digest:
+class TranslationUnits:
+    """An analyzer's parsed files: an LRU of translation units, one per main file, re-parsed on
+    later edits (with a precompiled preamble, milliseconds once the preamble exists)."""
+
+    def __init__(self, max_units: int = MAX_TUS):
+        self.max_units = max_units
+        self._units: OrderedDict[str, _Entry] = OrderedDict()
+        # When the preamble (the #include block: vmlinux.h) is precompiled. Measured on the corpus
+        # (analysis overhead per file): built by the first parse, ~0.6 s to open + ~0.2 s for the
+        # first edit; built by the first reparse (libclang's default), ~0.2 s to open + ~0.7 s for
+        # the first edit; ms after either. A one-shot `check` never re-parses, so the default suits
+        # it; an editor re-parses on every edit, so once these units have seen an edit, new files
+        # get their preamble with their first parse.
+        self.edits_seen = False
+        self.stats: dict[str, list[float]] = {"parse": [], "reparse": []}   # seconds, for tests and logs
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def file_ast(self, path: str, text: str, args: tuple[str, ...], main: str | None = None,
+                 main_text: str | None = None) -> "FileAst | None":
+        """The AST view of `path` whose current text is `text`, parsed with `args` (`parse_args`),
+        or None when libclang cannot give one.
+
+        `path` is parsed as its own translation unit, unless `main` (a file that includes it) is
+        given: then `main_text` is parsed and `path` is looked at inside it (a header's inline
+        functions)."""
+        try:
+            with _lock:
+                if _load() is None:
+                    return None
+                unit = os.path.abspath(main or path)
+                unit_text = main_text if main is not None else text
+                entry = self._entry_for(unit, tuple(args))
+                digest = _digest(unit_text)
+                if not self._ensure(entry, unit_text, digest):
+                    return None
+                key = (os.path.abspath(path), digest)
+                ast = entry.asts.get(key)
+                if ast is None:
+                    ast = FileAst(self, entry, os.path.abspath(path), text, unit_text)
+                    entry.asts[key] = ast
+                return ast if ast.usable else None
+        except Exception as e:  # noqa: BLE001 - ranges are a nicety: never fail an analysis for them
+            log.info("libclang ranges unavailable for %s: %s", path, e)
+            return None
+
+    def clear(self) -> None:
+        with _lock:
+            for entry in self._units.values():
+                entry.tu = None
+                entry.asts.clear()
+            self._units.clear()
+
+    def _stat(self, kind: str, seconds: float) -> None:
+        sample = self.stats[kind]
+        sample.append(seconds)
+        del sample[:-100]
+        log.debug("libclang %s: %.3f s", kind, seconds)
+
+    def _ensure(self, entry: _Entry, text: str, digest: str) -> bool:
+        """Make the entry's TU reflect `text` (parse or reparse); under the lock."""
+        if entry.failed == digest:
+            return False
+        if entry.tu is not None and entry.digest == digest:
+            return True
+        unsaved = [(entry.path, text)]
+        started = time.perf_counter()
+        try:
+            if entry.tu is None:
+                options = PARSE_OPTIONS | (_CREATE_PREAMBLE_ON_FIRST_PARSE if self.edits_seen else 0)
+                entry.tu = _index.parse(entry.path, args=list(entry.args), unsaved_files=unsaved, options=options)
+                self._stat("parse", time.perf_counter() - started)
+            else:
+                self.edits_seen = True
+                entry.tu.reparse(unsaved_files=unsaved, options=PARSE_OPTIONS)
+                self._stat("reparse", time.perf_counter() - started)
+        except Exception as e:  # noqa: BLE001 - TranslationUnitLoadError and whatever ctypes raises
+            entry.failed = digest       # not retried for this text
+            entry.tu = None
+            log.info("libclang could not parse %s: %s", entry.path, e)
+            return False
+        entry.digest, entry.text = digest, text
+        entry.asts.clear()
         return True
-    unsaved = [(entry.path, text)]
-    started = time.perf_counter()
-    global _edits_seen
-    try:
-        if entry.tu is None:
-            options = PARSE_OPTIONS | (_CREATE_PREAMBLE_ON_FIRST_PARSE if _edits_seen else 0)
-            entry.tu = _index.parse(entry.path, args=list(entry.args), unsaved_files=unsaved, options=options)
-            _stat("parse", time.perf_counter() - started)
-        else:
-            _edits_seen = True
-            entry.tu.reparse(unsaved_files=unsaved, options=PARSE_OPTIONS)
-            _stat("reparse", time.perf_counter() - started)
-    except Exception as e:  # noqa: BLE001 - TranslationUnitLoadError and whatever ctypes raises
-        entry.failed = digest       # not retried for this text
-        entry.tu = None
-        log.info("libclang could not parse %s: %s", entry.path, e)
-        return False
-    entry.digest, entry.text = digest, text
-    entry.asts.clear()
-    return True
+
+    def _entry_for(self, path: str, args: tuple[str, ...]) -> _Entry:
+        entry = self._units.get(path)
+        if entry is None or entry.args != args:
+            if entry is not None:
+                _evict(entry)
+            entry = _Entry(path, args)
+            self._units[path] = entry
+        self._units.move_to_end(path)
+        while len(self._units) > self.max_units:
+            _evict(self._units.popitem(last=False)[1])
+        return entry
 
 
 def _evict(entry: _Entry) -> None:
@@ -195,59 +261,6 @@ def _evict(entry: _Entry) -> None:
     # done; SourceFiles lets go of its views once a program's diagnostics are rendered, so the TU's
     # memory goes with the last of them.
     entry.asts.clear()
-
-
-def _drop(entry: _Entry) -> None:
-    entry.tu = None
-    entry.asts.clear()
-
-
-def _entry_for(path: str, args: tuple[str, ...]) -> _Entry:
-    entry = _tus.get(path)
-    if entry is None or entry.args != args:
-        if entry is not None:
-            _evict(entry)
-        entry = _Entry(path, args)
-        _tus[path] = entry
-    _tus.move_to_end(path)
-    while len(_tus) > MAX_TUS:
-        _evict(_tus.popitem(last=False)[1])
-    return entry
-
-
-def file_ast(path: str, text: str, options: Any = None, main: str | None = None,
-             main_text: str | None = None) -> "FileAst | None":
-    """The AST view of `path` whose current text is `text`, or None when libclang cannot give one.
-
-    `path` is parsed as its own translation unit, unless `main` (a file that includes it) is given:
-    then `main_text` is parsed and `path` is looked at inside it (a header's inline functions).
-    """
-    try:
-        with _lock:
-            if _load() is None:
-                return None
-            unit = os.path.abspath(main or path)
-            unit_text = main_text if main is not None else text
-            entry = _entry_for(unit, parse_args(unit, options))
-            digest = _digest(unit_text)
-            if not _ensure(entry, unit_text, digest):
-                return None
-            key = (os.path.abspath(path), digest)
-            ast = entry.asts.get(key)
-            if ast is None:
-                ast = FileAst(entry, os.path.abspath(path), text, unit_text)
-                entry.asts[key] = ast
-            return ast if ast.usable else None
-    except Exception as e:  # noqa: BLE001 - ranges are a nicety: never fail an analysis for them
-        log.info("libclang ranges unavailable for %s: %s", path, e)
-        return None
-
-
-def clear_cache() -> None:
-    with _lock:
-        for entry in _tus.values():
-            _drop(entry)
-        _tus.clear()
 
 
 # ---------------------------------------------------------------------------
@@ -285,12 +298,13 @@ class StatementInfo:
 class FileAst:
     """The AST of one version of one file, as nodes of the functions queried so far."""
 
-    def __init__(self, entry: _Entry, path: str, text: str, unit_text: str):
+    def __init__(self, owner: TranslationUnits, entry: _Entry, path: str, text: str, unit_text: str):
+        self._owner = owner
         self._entry = entry
         self.path = path
         self._unit_digest = entry.digest
         self._unit_text = unit_text
-        self.lines = [ln.encode("utf-8", errors="surrogateescape") for ln in text.split("\n")]
+        self.lines = [ln.encode("utf-8", errors="surrogateescape") for ln in split_lines(text)]
         self._decls: dict[Range, list[Node]] = {}
         self._all_decls: list[Range] | None = None
         self._file = None
@@ -315,7 +329,7 @@ class FileAst:
             return None     # cleared: only the nodes walked so far remain
         if entry.digest != self._unit_digest:
             # another version was parsed since (another buffer state): go back to ours; milliseconds
-            if not _ensure(entry, self._unit_text, self._unit_digest):
+            if not self._owner._ensure(entry, self._unit_text, self._unit_digest):
                 return None
         return entry.tu
 

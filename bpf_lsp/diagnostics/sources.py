@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 from ..frontend.dwarf import DwarfError, VarLocation, variable_locations
 from ..frontend.objfile import BpfObject, Program
@@ -26,17 +26,20 @@ AST_RANGES = os.environ.get("BPF_LSP_AST_RANGES", "1") != "0"
 class SourceFiles:
     """Source text by path: the editor buffer for the main file, the disk for the rest.
 
-    With `options` (the compile's `CompileOptions`), `ast(path)` parses a file with libclang, lazily
-    (only when a finding needs a range in it), for ranges that cover whole expressions. Without
-    them the flags are unknown and only the lexical heuristic below is used.
+    With `units` (the analyzer's `ranges.TranslationUnits`) and `parse_args` (a translation unit's
+    path -> the flags its compile used, or None when unknown), `ast(path)` parses a file with
+    libclang, lazily (only when a finding needs a range in it), for ranges that cover whole
+    expressions. Without them only the lexical heuristic below is used.
     """
 
-    def __init__(self, overrides: dict[str, str] | None = None, options=None):
+    def __init__(self, overrides: dict[str, str] | None = None, units=None,
+                 parse_args: Callable[[str], tuple[str, ...] | None] | None = None):
         self._text: dict[str, list[str] | None] = {}
         self._raw: dict[str, str | None] = {}
         self._ast: dict[str, object] = {}
         self._main: list[str] = []
-        self.options = options
+        self.units = units
+        self.parse_args = parse_args
         for path, text in (overrides or {}).items():
             key = os.path.abspath(path)
             self._text[key] = split_lines(text)
@@ -61,19 +64,19 @@ class SourceFiles:
         return self._text[key]
 
     def ast(self, path: str):
-        """The libclang view of a file (`ranges.FileAst`), or None: no options, no libclang, a failed parse."""
-        if self.options is None or not AST_RANGES:
+        """The libclang view of a file (`ranges.FileAst`), or None: no units or flags, no libclang,
+        a failed parse."""
+        if self.units is None or self.parse_args is None or not AST_RANGES:
             return None
         key = os.path.abspath(path)
         if key not in self._ast:
             self._ast[key] = None
             text = self.text(key)
-            if text is not None:
-                from . import ranges
-                main = next((m for m in self._main if m != key and m.endswith(".c")), None) \
-                    if not key.endswith(".c") else None
-                self._ast[key] = ranges.file_ast(key, text, self.options, main,
-                                                 self.text(main) if main else None)
+            main = next((m for m in self._main if m != key and m.endswith(".c")), None) \
+                if not key.endswith(".c") else None
+            args = self.parse_args(main or key)
+            if text is not None and args is not None:
+                self._ast[key] = self.units.file_ast(key, text, args, main, self.text(main) if main else None)
         return self._ast[key]
 
     def release_asts(self) -> None:

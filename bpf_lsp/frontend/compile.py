@@ -250,6 +250,15 @@ def plan_flags(path: str, options: CompileOptions, compiler: Compiler) -> Compil
     return CompilePlan(tuple(flags), tuple(problems))
 
 
+def planned_argv(path: str, options: CompileOptions) -> tuple[tuple[str, ...], Compiler] | None:
+    """The command line a compile of `path` would start with, for a file compiled elsewhere (an
+    object's sources): (compiler argv + planned flags, compiler), or None without a compiler."""
+    compiler = discover_compiler(options.compiler_path)
+    if compiler is None:
+        return None
+    return (*compiler.argv, *plan_flags(os.path.abspath(path), options, compiler).flags), compiler
+
+
 # ---------------------------------------------------------------------------
 # running the compiler
 

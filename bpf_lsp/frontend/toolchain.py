@@ -287,7 +287,9 @@ def _find_libbpf_headers(include_dirs: tuple[str, ...]) -> str:
 def doctor_facts(settings: Any = None) -> list[tuple[str, bool, str]]:
     """(what, ok, detail) for each thing bpf-lsp depends on; detail says how to fix a missing one."""
     compiler_path = getattr(settings, "compilerPath", "") or ""
-    include_dirs = tuple(getattr(settings, "includeDirs", ()) or ())
+    # the include dirs as a compile reads them (CompileOptions is their one interpretation)
+    from bpf_lsp.frontend.compile import CompileOptions
+    include_dirs = CompileOptions.from_settings(settings).include_dirs if settings is not None else ()
     facts: list[tuple[str, bool, str]] = []
 
     compiler = discover_compiler(compiler_path)
