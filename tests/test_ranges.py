@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bpf_lsp.diagnostics import ranges, sources
+from bpf_lsp.diagnostics import libclang, ranges, sources
 from bpf_lsp.diagnostics.sources import SourceFiles
 from conftest import CORPUS_CASES, clang_object
 
-pytestmark = pytest.mark.skipif(not ranges.available(), reason="libclang is not loadable")
+pytestmark = pytest.mark.skipif(not libclang.available(), reason="libclang is not loadable")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_object_file_input_reads_the_source_from_disk(wired, tmp_path):
 
 def test_fallback_when_libclang_is_unavailable(analyzer, monkeypatch):
     """No libclang (or no options): the lexical heuristic gives the same corpus ranges."""
-    monkeypatch.setattr(ranges, "_load", lambda: None)
+    monkeypatch.setattr(libclang, "load", lambda: None)
     files = SourceFiles(units=analyzer.units, parse_args=analyzer.planned_parse_args)
     assert files.ast(str(CORPUS_CASES / "obj_leak.bpf.c")) is None
     for case, code, want in (("obj_leak", "reference-leak", (12, 2, 12, 11)),

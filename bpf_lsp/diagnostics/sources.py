@@ -64,7 +64,7 @@ class SourceFiles:
         return self._text[key]
 
     def ast(self, path: str):
-        """The libclang view of a file (`ranges.FileAst`), or None: no units or flags, no libclang,
+        """The libclang view of a file (`file_ast.FileAst`), or None: no units or flags, no libclang,
         a failed parse."""
         if self.units is None or self.parse_args is None or not AST_RANGES:
             return None
@@ -224,7 +224,7 @@ class ProgramSources:
         return Span(file, line, c0, line, c1)
 
     def statement_info(self, file: str, line: int, col: int = 0):
-        """`ranges.StatementInfo` for the statement at a place, or None without libclang."""
+        """`file_ast.StatementInfo` for the statement at a place, or None without libclang."""
         try:
             ast = self.files.ast(file)
             return ast.statement_info(line, col) if ast is not None else None

@@ -1,0 +1,76 @@
+"""State pruning: when an explored state subsumes the current one, the path need not go on."""
+from __future__ import annotations
+
+from .domain import NON_OWN, NOT_INIT, SCALAR, U64, ZERO_SLOT, Reg, State
+
+
+def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
+    """True when exploring `cur` cannot find anything `old`'s exploration did not.
+
+    Cheap whole-state checks first, then registers from the innermost frame outwards (where
+    loop counters differ), ignoring registers that are dead: in the current function by static
+    liveness, in callers by liveness at their return point.
+    """
+    if len(old.frames) != len(cur.frames) or old.lock != cur.lock or old.rcu_depth != cur.rcu_depth \
+            or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback \
+            or len(old.refs) != len(cur.refs):
+        return False
+    if old.refs and sorted((r.kind, r.acquired_at) for r in old.refs.values()) != \
+            sorted((r.kind, r.acquired_at) for r in cur.refs.values()):
+        return False
+    idmap: dict[tuple[str, int], int] = {}
+    depth = len(old.frames) - 1
+    for d in range(depth, -1, -1):
+        fo, fc = old.frames[d], cur.frames[d]
+        if fo.callsite != fc.callsite or fo.callback != fc.callback:
+            return False
+        if d == depth:
+            regs = range(10) if live is None else live
+        else:
+            # a caller's r0-r5 are overwritten when the call returns
+            ret = old.frames[d + 1].callsite + 1
+            regs = [r for r in (6, 7, 8, 9) if r in (live_at(ret) or range(10))]
+        for r in regs:
+            if not _reg_subsumes(fo.regs[r], fc.regs[r], idmap):
+                return False
+        for slot, ov in fo.stack.items():
+            cv = fc.stack.get(slot)
+            if isinstance(ov, Reg):
+                if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
+                    if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
+                            and cv is not None):
+                        return False
+            elif ov != cv and ov == ZERO_SLOT:
+                return False
+        for slot, cv in fc.stack.items():
+            if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
+                return False
+    return True
+
+
+def _map_id(kind: str, old_id: int, cur_id: int, idmap: dict) -> bool:
+    if not old_id and not cur_id:
+        return True
+    if not old_id or not cur_id:
+        return False
+    key = (kind, old_id)
+    if key in idmap:
+        return idmap[key] == cur_id
+    idmap[key] = cur_id
+    return True
+
+
+def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
+    if o.type == NOT_INIT:
+        return True
+    if o.type != c.type:
+        return False
+    if o.type == SCALAR:
+        if o.tomb != c.tomb:
+            return False
+        return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
+    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
+            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
+            (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
+        return False
+    return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)
