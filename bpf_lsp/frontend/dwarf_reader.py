@@ -93,7 +93,8 @@ Range = tuple[str | None, int, int]
 # --------------------------------------------------------------------------------------------
 # Byte-level reading. Every overrun is a DwarfError: never an IndexError, never a short read.
 
-def uleb(data: bytes, pos: int) -> tuple[int, int]:
+def _leb128(data: bytes, pos: int) -> tuple[int, int, int, int]:
+    """(value bits, bit count, last byte, position after) of the LEB128 number at `pos`."""
     result = shift = 0
     # 10 bytes encode any 64-bit value; allow slack for padded encodings, then call it garbage.
     for _ in range(16):
@@ -104,22 +105,18 @@ def uleb(data: bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         shift += 7
         if byte < 0x80:
-            return result, pos
+            return result, shift, byte, pos
     raise DwarfError(f"LEB128 number longer than 16 bytes before {pos:#x}")
+
+
+def uleb(data: bytes, pos: int) -> tuple[int, int]:
+    result, _, _, pos = _leb128(data, pos)
+    return result, pos
 
 
 def sleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    for _ in range(16):
-        if pos >= len(data):
-            raise DwarfError(f"LEB128 number runs off the end of its section at {pos:#x}")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return (result - (1 << shift) if byte & 0x40 else result), pos
-    raise DwarfError(f"LEB128 number longer than 16 bytes before {pos:#x}")
+    result, shift, last, pos = _leb128(data, pos)
+    return (result - (1 << shift) if last & 0x40 else result), pos
 
 
 class _Cursor:
