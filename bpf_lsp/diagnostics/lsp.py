@@ -35,7 +35,8 @@ _SEVERITY = {
 LinesOf = Callable[[str], Sequence[str] | None]
 
 
-def _units(text: str, encoding: str) -> int:
+def code_units(text: str, encoding: str = UTF16) -> int:
+    """How many code units of `encoding` (an LSP position encoding) `text` takes."""
     if encoding == UTF8:
         return len(utf8(text))
     if encoding == UTF32:
@@ -50,7 +51,7 @@ def byte_column_to_units(line: str, byte_col0: int, encoding: str = UTF16) -> in
     # back off to a character boundary: a column inside a character snaps to its start
     while byte_col0 > 0 and byte_col0 < len(raw) and (raw[byte_col0] & 0xC0) == 0x80:
         byte_col0 -= 1
-    return _units(raw[:byte_col0].decode("utf-8", "surrogatepass"), encoding)
+    return code_units(raw[:byte_col0].decode("utf-8", "surrogatepass"), encoding)
 
 
 def units_to_byte_column(line: str, unit_col0: int, encoding: str = UTF16) -> int | None:
@@ -61,7 +62,7 @@ def units_to_byte_column(line: str, unit_col0: int, encoding: str = UTF16) -> in
     for index, char in enumerate(line):
         if units >= unit_col0:
             return len(utf8(line[:index]))
-        units += _units(char, encoding)
+        units += code_units(char, encoding)
     return len(utf8(line)) if units >= unit_col0 else None
 
 
@@ -71,7 +72,7 @@ def to_position(lines: Sequence[str], line1: int, byte_col1: int, encoding: str 
         return types.Position(line=0, character=0)
     index = line1 - 1
     if index >= len(lines):
-        return types.Position(line=len(lines) - 1, character=_units(lines[-1], encoding))
+        return types.Position(line=len(lines) - 1, character=code_units(lines[-1], encoding))
     index = max(index, 0)
     return types.Position(line=index, character=byte_column_to_units(lines[index], byte_col1 - 1, encoding))
 
@@ -82,8 +83,8 @@ def to_range(span: Span, lines: Sequence[str], encoding: str = UTF16) -> types.R
     if span.column <= 0 and 0 < span.line <= len(lines):
         text = lines[span.line - 1]
         indent = len(text) - len(text.lstrip())
-        start = types.Position(line=span.line - 1, character=_units(text[:indent], encoding))
-        return types.Range(start=start, end=types.Position(line=span.line - 1, character=_units(text, encoding)))
+        start = types.Position(line=span.line - 1, character=code_units(text[:indent], encoding))
+        return types.Range(start=start, end=types.Position(line=span.line - 1, character=code_units(text, encoding)))
     start = to_position(lines, span.line, span.column, encoding)
     if span.end_line <= 0 or (span.end_line, span.end_column) < (span.line, span.column):
         return types.Range(start=start, end=start)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bpf_lsp.diagnostics.lsp import code_units
 from bpf_lsp.text import split_lines
 from .common import HANG_SECONDS, REPO, SERVER_CACHE, default_include_dirs
 from .harness import Failure, Report, make_analyzer
@@ -173,12 +174,9 @@ class ChaosDoc:
     head: str = ""            # huge documents: their known first lines (edits target these; the text is not tracked)
 
 
-def _utf16_len(s: str) -> int:
-    return len(s.encode("utf-16-le", errors="surrogatepass")) // 2
-
-
 def _utf16_to_index(line: str, units: int) -> int | None:
-    """index into `line` at a UTF-16 offset; None when inside a surrogate pair or past the end."""
+    """index into `line` at a UTF-16 offset; None when inside a surrogate pair or past the end
+    (unlike `lsp.units_to_byte_column`, which snaps: an oracle must refuse what is ambiguous)."""
     count = 0
     for i, ch in enumerate(line):
         if count == units:
@@ -227,14 +225,14 @@ def _random_edit(doc_text: str, rng: random.Random) -> tuple[tuple[int, int], tu
     lines = _lsp_lines(doc_text)
     li = rng.randrange(len(lines))
     body = lines[li].rstrip("\r\n")
-    n = _utf16_len(body)
+    n = code_units(body)
     c1 = rng.randrange(n + 1)
     if rng.random() < 0.6:
         l2, c2 = li, min(n, c1 + rng.choice((0, 0, 1, 2, 5)))
     else:
         l2 = min(len(lines) - 1, li + rng.choice((0, 1, 2)))
         b2 = lines[l2].rstrip("\r\n")
-        c2 = rng.randrange(_utf16_len(b2) + 1)
+        c2 = rng.randrange(code_units(b2) + 1)
         if (l2, c2) < (li, c1):
             l2, c2 = li, c1
     r = rng.random()
@@ -568,7 +566,7 @@ class ChaosSession:
             return
         lines = _lsp_lines(doc.text if doc.text is not None else doc.head)
         li = self.rng.randrange(len(lines))
-        ch = self.rng.randrange(_utf16_len(lines[li].rstrip("\r\n")) + 1)
+        ch = self.rng.randrange(code_units(lines[li].rstrip("\r\n")) + 1)
         msg_id, fut = self.client.request_nowait("textDocument/hover", {"textDocument": {"uri": doc.uri},
                                                                         "position": {"line": li, "character": ch}})
         self._track(msg_id, fut)
