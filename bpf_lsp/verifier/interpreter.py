@@ -893,8 +893,8 @@ class Interpreter:
                                  lock=st.lock.holder))
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
-        if isinstance(meaning, HelperRef) and (sem is None or sem.effect != K.EFFECT_KPTR_XCHG):
-            self._no_indirect_kptr(insn, st)
+        if isinstance(meaning, HelperRef):
+            self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
         if sem is None:
             # a function outside our model: no ownership effect known, the result is unknown
             self._clobber(st, replace(ANY, type_name=f"what {name}() returns"))
@@ -910,8 +910,10 @@ class Interpreter:
     def _is_kernel_function(self, name: str) -> bool:
         return name in K.kernel_table()["kfuncs"] or name in self.env.kernel_funcs
 
-    def _no_indirect_kptr(self, insn: Insn, st: State) -> None:
-        for r in CALLER_SAVED:
+    def _no_indirect_kptr(self, insn: Insn, st: State, memory_args: tuple[int, ...]) -> None:
+        """A map value covering a kptr, passed where the helper accesses memory."""
+        for i in memory_args:
+            r = i + 1
             reg = st.cur.regs[r]
             if reg.type != MAP_VALUE or reg.map is None:
                 continue

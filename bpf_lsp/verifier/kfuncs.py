@@ -11,12 +11,13 @@ Bump ``SEMANTICS_VERSION`` whenever a record changes: cached verification result
 """
 from __future__ import annotations
 
+
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 4
+SEMANTICS_VERSION = 5
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -453,6 +454,23 @@ def known_kfunc(name: str) -> Semantics | None:
     if name in KFUNCS or name in kernel_table()["kfuncs"]:
         return lookup_kfunc(name)
     return None
+
+
+# argument kinds through which a helper reads or writes memory (check_helper_mem_access): a map
+# value passed there must not cover a kptr ("kptr cannot be accessed indirectly by helper")
+_MEMORY_ARG_KINDS = ("ARG_PTR_TO_MAP_KEY", "ARG_PTR_TO_MAP_VALUE", "ARG_PTR_TO_MEM", "ARG_PTR_TO_FIXED_SIZE_MEM",
+                     "ARG_PTR_TO_UNINIT_MEM")
+
+
+@lru_cache(maxsize=None)
+def helper_memory_args(helper_id: int) -> tuple[int, ...]:
+    """Indices of the arguments a helper accesses as memory, from its kernel prototypes (an
+    argument counts when any variant of the prototype takes memory there); () when unknown."""
+    entry = kernel_table()["helpers"].get(str(helper_id))
+    if entry is None:
+        return ()
+    return tuple(i for i, kinds in enumerate(entry["args"])
+                 if any(k.split("|")[0] in _MEMORY_ARG_KINDS for k in kinds))
 
 
 def lookup_helper(helper_id: int) -> Semantics | None:
