@@ -42,10 +42,10 @@ MAX_SOURCE_BYTES = 4 * 1024 * 1024
 def program_verdict(result: VerifyResult) -> str:
     """From the verifier's findings, never from what could be rendered: any error rejects; a
     program the model could not fully check (budget, unsupported construct, an unknown that
-    reached a check) is incomplete."""
+    reached a check, an error only for some values of a load-time global) is incomplete."""
     if any(f.severity == "error" for f in result.findings):
         return "reject"
-    if result.incomplete or result.unsupported or result.gaps:
+    if result.incomplete or result.unsupported or result.gaps or any(f.arg("load_time") for f in result.findings):
         return "incomplete"
     return "accept"
 

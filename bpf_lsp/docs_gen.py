@@ -48,6 +48,17 @@ where the program has to change.
   `kernel_message` in JSON, `properties.kernelMessage` in SARIF), so it can be matched with a
   load log even where the lines differ.
 
+## What bpf-lsp cannot know
+
+- A value the model has no prototype for (a helper or kfunc newer than its tables, a function
+  of another file, an unknown attach target, an extern variable) is *unknown*: nothing done with
+  it is reported as an error; a `model-gap` information diagnostic names it and the verdict is
+  `incomplete`.
+- A `const volatile` global (`.rodata`) is filled in by user space before loading, and the
+  kernel verifies with that value. A problem on a path that exists only for some of its values is
+  shown as a **warning** with its usual code, saying which global it depends on; the verdict is
+  `incomplete`. The same problem on a path that does not depend on such a global stays an error.
+
 """
 
 

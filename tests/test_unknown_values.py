@@ -85,3 +85,50 @@ def test_a_real_leak_next_to_an_unknown_is_still_reported(analyzer, tmp_path):
     (prog,) = a.programs
     assert prog.verdict == "reject"
     assert [d.code for d in prog.diagnostics if d.severity == "error"] == ["reference-leak"]
+
+
+def test_an_error_only_for_some_load_time_values_is_a_warning_naming_the_global(analyzer):
+    """A `const volatile` global is set by user space before loading: a path that exists only for
+    some of its values gets a warning that names it (and the verdict is incomplete); the same
+    mistake on a run-time value is still an error."""
+    from conftest import FIXTURES
+    path = FIXTURES / "realworld__load_time_bound_ok.bpf.c"
+    analysis = analyzer.analyze(path.read_text(), str(path))
+    by_name = {p.name: p for p in analysis.programs}
+    (warned,) = by_name["load_time_bound_ok"].diagnostics
+    assert (warned.code, warned.severity, warned.span.line) == ("invalid-deref", "warning", 31)
+    assert "only if 'nr_slots' is set at load time" in warned.message
+    assert warned.kernel_message == "R1 invalid mem access 'scalar'"
+    assert by_name["load_time_bound_ok"].verdict == "incomplete"
+    (error,) = by_name["runtime_bound"].diagnostics
+    assert (error.code, error.severity) == ("invalid-deref", "error") and "load time" not in error.message
+    assert by_name["runtime_bound"].verdict == "reject"
+
+
+def test_a_load_time_branch_does_not_hide_a_leak_on_every_path(analyzer, tmp_path):
+    """The assumption belongs to the paths that branched on the global: a leak on a path that never
+    did stays an error."""
+    text = HEADER + textwrap.dedent("""
+        struct elem { long data; };
+        const volatile u32 verbose = 0;
+
+        SEC("tc")
+        int leak_after_config(struct __sk_buff *skb)
+        {
+            struct elem *e = bpf_obj_new(typeof(*e));
+
+            if (!e)
+                return 0;
+            if (skb->len > 100)
+                return 1;               /* leaks: no load-time value involved */
+            if (verbose)
+                e->data = 1;
+            bpf_obj_drop(e);
+            return 0;
+        }
+        char _license[] SEC("license") = "GPL";
+        """)
+    analysis = analyze_text(analyzer, tmp_path / "leak_after_config.bpf.c", text)
+    (prog,) = analysis.programs
+    assert prog.verdict == "reject"
+    assert [(d.code, d.severity) for d in prog.diagnostics] == [("reference-leak", "error")]

@@ -236,12 +236,15 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     message = message.replace(f"line {UNKNOWN_LINE}", "an earlier line")
     if f.code == C.REFERENCE_LEAK and f.arg("kind") and not var:
         message = message.replace("the reference", KIND_WORDS.get(f.arg("kind"), "the reference"))
+    if f.arg("load_time"):
+        message += (f" (only if '{f.arg('load_time')}' is set at load time to a value that takes this path: "
+                    "user space sets it, so bpf-lsp cannot tell; the kernel will check the value it gets)")
     if unplaced:
         message += f" (instruction {f.insn} of {program}; the object has no source line for it)"
 
     # the family's related places and quick fix (handlers/): the code's one home
     handler = handler_for(f.code)
-    draft = SourceDiagnostic(code=f.code, severity=code.severity, message=message, span=span,
+    draft = SourceDiagnostic(code=f.code, severity=f.severity, message=message, span=span,
                              kernel_message=f.kernel_message, program=program, doc_url=code.doc_url)
     ctx = Context(f, src, args, draft)
     related: list[Related] = []

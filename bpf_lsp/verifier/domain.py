@@ -84,6 +84,8 @@ class Reg:
     tomb: Tombstone | None = None
     nonown_at: int = -1             # NON_OWN: where ownership moved to a collection
     nonown_via: str = ""
+    load_time: str = ""             # SCALAR: derived from this read-only global, which user space
+                                    # sets before loading (the kernel sees its value; we do not)
 
     # --- scalars ---
     @property
@@ -214,6 +216,7 @@ class State:
     in_graph_callback: bool = False
     path_line: int = -1            # last instruction on this path that starts a source line
     prev_line: int = -1            # the one before it
+    assumed: str = ""              # a load-time global this path exists for only some values of
 
     @property
     def cur(self) -> Frame:
@@ -222,7 +225,7 @@ class State:
     def copy(self) -> "State":
         return State([f.copy() for f in self.frames], dict(self.refs), self.lock, self.rcu_depth,
                      self.rcu_at, self.preempt_depth, self.preempt_at, self.in_graph_callback, self.path_line,
-                     self.prev_line)
+                     self.prev_line, self.assumed)
 
     # --- every place a value lives: registers and spilled stack slots of all frames ---
     def map_values(self, fn) -> None:

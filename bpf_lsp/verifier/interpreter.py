@@ -85,6 +85,7 @@ class Interpreter:
         self.btf = prog.obj.btf
         self.records = env.records
         self.findings: dict[tuple, Finding] = {}
+        self.path_state: State | None = None
         self.visited = 0
         self.incomplete = False
         self.unsupported: list[str] = []
@@ -229,6 +230,7 @@ class Interpreter:
 
     def _run_path(self, idx: int, st: State) -> None:
         prog = self.prog
+        self.path_state = st        # what a finding reported now is conditioned on (`assumed`)
         while True:
             if self.visited >= self.env.budget or (
                     self.env.deadline and not self.visited % 512 and time.monotonic() > self.env.deadline):
@@ -259,6 +261,11 @@ class Interpreter:
 
     # ---------------------------------------------------------------- reporting
     def _report(self, f: Finding, key: tuple | None = None) -> None:
+        assumed = self.path_state.assumed if self.path_state is not None else ""
+        if assumed and f.severity == "error":
+            # this path exists only for some values of a global user space sets at load time: the
+            # kernel will know which; we do not, so it is no error of ours (a warning, saying so)
+            f = Finding(f.code, f.insn, tuple(sorted((*f.args, ("load_time", assumed)))), f.related)
         k = key if key is not None else (f.code, f.insn)
         if k not in self.findings:
             self.findings[k] = f
@@ -397,8 +404,8 @@ class Interpreter:
             return
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
-                regs[insn.dst] = alu_scalar(op, scalar_const(0), src if src.type == SCALAR else UNKNOWN,
-                                            wide, insn.off) if src.type == SCALAR else UNKNOWN
+                regs[insn.dst] = replace(alu_scalar(op, scalar_const(0), src, wide, insn.off),
+                                         load_time=src.load_time) if src.type == SCALAR else UNKNOWN
             else:
                 regs[insn.dst] = src
             return
@@ -407,7 +414,9 @@ class Interpreter:
             regs[insn.dst] = dst if dst.type == ANYTHING else src
             return
         if dst.type == SCALAR and src.type == SCALAR:
-            regs[insn.dst] = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
+            result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
+            taint = dst.load_time or src.load_time
+            regs[insn.dst] = replace(result, load_time=taint) if taint and result.type == SCALAR else result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
             regs[insn.dst] = self._ptr_arith(insn, dst, src, op == isa.SUB)
@@ -494,7 +503,8 @@ class Interpreter:
             if known is not None:
                 value = scalar_const(known & ((1 << (8 * size)) - 1))
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
-            value = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
+            narrowed = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
+            value = replace(narrowed, load_time=value.load_time) if value.type == SCALAR else narrowed
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
@@ -639,6 +649,9 @@ class Interpreter:
             self._fail(finding(C.KPTR_VAR_OFF, insn.idx))
 
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
+        name = self._load_time_global(base.map, off)
+        if name:
+            return replace(UNKNOWN, load_time=name)
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid:
             return UNKNOWN
@@ -655,6 +668,21 @@ class Interpreter:
             return Reg(BTF_ID, type_name=kptr.type_name, btf_id=kptr.btf_id, flags=frozenset(flags),
                        id=self._new_id())
         return UNKNOWN
+
+    def _load_time_global(self, m, off: int) -> str:
+        """The name of the read-only global at `off` of a `.rodata` section: a `const volatile`
+        that user space fills in before loading (libbpf's skeleton); "" for any other memory."""
+        if m is None or m.kind != "data" or not m.section.startswith(".rodata") or \
+                m.section.startswith((".rodata.str", ".rodata.cst")):
+            return ""
+        try:
+            sec = self.btf[m.value_type_id] if self.btf is not None and m.value_type_id else None
+            for type_id, var_off, size in (sec.vars or ()) if sec is not None else ():
+                if var_off <= off < var_off + size:
+                    return self.btf[type_id].name or m.section
+        except (BtfError, IndexError, KeyError, TypeError):
+            pass
+        return m.section
 
     def _btf_load(self, insn: Insn, base: Reg, off: int, size: int, st: State) -> Reg:
         """Loads through BTF pointers give scalars, or pointers whose trust follows check_ptr_to_btf_access."""
@@ -745,6 +773,9 @@ class Interpreter:
                 return insn.jump_target
             if outcome is False:
                 return insn.idx + 1
+            if dst.load_time or src.load_time:
+                # which way it goes is decided by a value set at load time
+                st.assumed = st.assumed or dst.load_time or src.load_time
             taken = st.copy()
             t_dst, t_src = refine_branch(op, dst, src, wide, True)
             f_dst, f_src = refine_branch(op, dst, src, wide, False)

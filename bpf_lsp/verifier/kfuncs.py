@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 5
+SEMANTICS_VERSION = 6
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"

@@ -13,7 +13,9 @@ def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
     """
     if len(old.frames) != len(cur.frames) or old.lock != cur.lock or old.rcu_depth != cur.rcu_depth \
             or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback \
-            or len(old.refs) != len(cur.refs):
+            or len(old.refs) != len(cur.refs) or (old.assumed and not cur.assumed):
+        # a path explored under a load-time assumption reported its errors as warnings: it cannot
+        # stand in for one without that assumption
         return False
     if old.refs and sorted((r.kind, r.acquired_at) for r in old.refs.values()) != \
             sorted((r.kind, r.acquired_at) for r in cur.refs.values()):
@@ -66,7 +68,7 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
     if o.type != c.type:
         return False
     if o.type == SCALAR:
-        if o.tomb != c.tomb:
+        if o.tomb != c.tomb or (o.load_time and not c.load_time):
             return False
         return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
     if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
