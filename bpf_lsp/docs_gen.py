@@ -55,9 +55,11 @@ where the program has to change.
   it is reported as an error; a `model-gap` information diagnostic names it and the verdict is
   `incomplete`.
 - A `const volatile` global (`.rodata`) is filled in by user space before loading, and the
-  kernel verifies with that value. A problem on a path that exists only for some of its values is
-  shown as a **warning** with its usual code, saying which global it depends on; the verdict is
-  `incomplete`. The same problem on a path that does not depend on such a global stays an error.
+  kernel verifies with that value. When such a global is a bound (an ordered comparison: a CPU
+  count, a table size), a problem on a path that exists only past it is shown as a **warning**
+  with its usual code, saying which global it depends on; the verdict is `incomplete`. Equality
+  tests (filters, feature switches) are meant to go both ways: a problem behind one stays an
+  error, as does any problem on a path that depends on no such global.
 
 """
 

@@ -132,3 +132,30 @@ def test_a_load_time_branch_does_not_hide_a_leak_on_every_path(analyzer, tmp_pat
     (prog,) = analysis.programs
     assert prog.verdict == "reject"
     assert [(d.code, d.severity) for d in prog.diagnostics] == [("reference-leak", "error")]
+
+
+def test_a_filter_on_a_load_time_global_does_not_excuse_a_leak(analyzer, tmp_path):
+    """Equality tests on a `const volatile` (a pid filter, a feature switch) mean both ways to run:
+    a leak behind one is an error. Only bounds (ordered comparisons) make paths conditional."""
+    text = HEADER + textwrap.dedent("""
+        struct elem { long data; };
+        const volatile u32 targ_pid = 0;
+
+        SEC("tc")
+        int leak_behind_filter(struct __sk_buff *skb)
+        {
+            struct elem *e = bpf_obj_new(typeof(*e));
+
+            if (!e)
+                return 0;
+            if (targ_pid && skb->mark != targ_pid)
+                return 0;               /* leaks whenever the filter is set */
+            bpf_obj_drop(e);
+            return 0;
+        }
+        char _license[] SEC("license") = "GPL";
+        """)
+    analysis = analyze_text(analyzer, tmp_path / "leak_behind_filter.bpf.c", text)
+    (prog,) = analysis.programs
+    assert prog.verdict == "reject"
+    assert [(d.code, d.severity, d.span.line) for d in prog.diagnostics] == [("reference-leak", "error", 14)]

@@ -50,6 +50,8 @@ SKB_SK_FIELD = {"sched_cls": 168, "sched_act": 168, "cgroup_skb": 168, "sk_skb":
 TRACING_PROG_TYPES = {"kprobe", "tracepoint", "perf_event", "raw_tracepoint", "raw_tracepoint_writable"}
 SLEEPABLE_SECTIONS = ("fentry.s/", "fexit.s/", "fmod_ret.s/", "lsm.s/", "iter.s/", "uprobe.s", "uretprobe.s",
                       "struct_ops.s/", "syscall")
+# ordered comparisons: a branch of one on a load-time global is a bounds check
+BOUND_CHECKS = frozenset({isa.JGT, isa.JGE, isa.JLT, isa.JLE, isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE})
 KCONFIG_PREFIX = ".kconfig:"   # MEM pointers to a `__kconfig` extern carry its name
 
 
@@ -773,8 +775,11 @@ class Interpreter:
                 return insn.jump_target
             if outcome is False:
                 return insn.idx + 1
-            if dst.load_time or src.load_time:
-                # which way it goes is decided by a value set at load time
+            if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
+                # a bound set at load time (a CPU count, a table size) decides the way: the paths
+                # past it are, by design, for values user space never gives. Equality tests on
+                # such globals are filters and feature switches, with both ways meant to run:
+                # a mistake behind one stays an error.
                 st.assumed = st.assumed or dst.load_time or src.load_time
             taken = st.copy()
             t_dst, t_src = refine_branch(op, dst, src, wide, True)
