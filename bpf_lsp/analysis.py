@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,12 +32,13 @@ from .frontend.preamble import PreambleCache
 from .settings import Settings
 from .text import clean_text
 from .verifier import VerifyResult, verify_program
-from .verifier.kfuncs import SEMANTICS_VERSION
+from .verifier.kfuncs import SEMANTICS_VERSION, kernel_table
 from .verifier.records import RecordBuilder
 
 log = logging.getLogger("bpf_lsp.analysis")
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_LINKED_SIBLINGS = 32    # `.bpf.c` files of a directory looked at for what a file leaves undefined
 
 
 def program_verdict(result: VerifyResult) -> str:
@@ -146,11 +148,81 @@ class Analyzer:
 
     # -- stage 2
     def verify(self, stage: CompileStage) -> Analysis:
+        """Verify a compiled file; when it uses functions or variables that sibling `.bpf.c` files
+        of its directory define (one program in several files), as linked with them."""
         analysis = Analysis(stage.path, list(stage.compiler_diagnostics))
         if stage.object_bytes is None:
             return analysis
+        linked = self._link_with_siblings(stage)
+        if linked is not None:
+            data, texts, args, own = linked
+            return self.verify_object(data, stage.path, analysis, texts, args, only_programs=own)
         return self.verify_object(stage.object_bytes, stage.path, analysis, {stage.path: stage.text},
                                   {stage.path: stage.parse_args})
+
+    def _link_with_siblings(self, stage: CompileStage):
+        """(linked object, texts, parse args, the file's own program names) when sibling files
+        define what the file's object leaves undefined, else None. Siblings come from disk and
+        through the object cache, so an unchanged one costs a hash; one that does not mention a
+        missing name is not compiled at all."""
+        from .frontend.link import LinkError, link_objects
+        try:
+            obj = load_object(stage.object_bytes, stage.path)
+        except ObjectError:
+            return None
+        undefined, defined = obj.linkage
+        missing = {n for n in undefined if not self._kernel_symbol(n)}
+        if not missing:
+            return None
+        directory = os.path.dirname(stage.path)
+        try:
+            siblings = sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                              if n.endswith(".bpf.c") and os.path.join(directory, n) != stage.path)
+        except OSError:
+            return None
+        objects = [(stage.path, stage.object_bytes)]
+        texts, args = {stage.path: stage.text}, {stage.path: stage.parse_args}
+        have = set(defined)
+        grew = True
+        while missing and grew:
+            grew = False
+            for sibling in siblings[:MAX_LINKED_SIBLINGS]:
+                if sibling in texts:
+                    continue
+                try:
+                    with open(sibling, encoding="utf-8", errors="replace") as f:
+                        text = f.read()
+                except OSError:
+                    continue
+                if not _may_define(text, missing):
+                    continue
+                other = self.compile(text, sibling)
+                if other.object_bytes is None:
+                    continue
+                try:
+                    their_undefined, theirs = load_object(other.object_bytes, sibling).linkage
+                except ObjectError:
+                    continue
+                if not theirs & missing:
+                    continue
+                objects.append((sibling, other.object_bytes))
+                texts[sibling], args[sibling] = text, other.parse_args
+                have |= theirs
+                missing = (missing - theirs) | {n for n in their_undefined - have if not self._kernel_symbol(n)}
+                grew = True
+        if len(objects) == 1:
+            return None
+        try:
+            data = link_objects(objects)
+        except LinkError as e:
+            log.info("linking %s with %s failed: %s", stage.path, [p for p, _ in objects[1:]], e)
+            return None
+        return data, texts, args, frozenset(p.name for p in obj.programs)
+
+    def _kernel_symbol(self, name: str) -> bool:
+        """A name the kernel resolves (a kfunc, a kernel function or variable, a `__kconfig`)."""
+        return (name in self.facts.funcs or name in kernel_table()["kfuncs"]
+                or name.startswith(("CONFIG_", "LINUX_")))
 
     def analyze(self, text: str, path: str) -> Analysis:
         return self.verify(self.compile(text, path))
@@ -187,7 +259,8 @@ class Analyzer:
         return self.verify_object(data, path, Analysis(path), {})
 
     def verify_object(self, data: bytes, path: str, analysis: Analysis, texts: dict[str, str],
-                      parse_args: dict[str, tuple[str, ...] | None] | None = None) -> Analysis:
+                      parse_args: dict[str, tuple[str, ...] | None] | None = None,
+                      only_programs: frozenset[str] | None = None) -> Analysis:
         """Verify and render an object; `parse_args`: the flags each compiled file was compiled
         with (for libclang ranges); other files' flags are planned from the settings."""
         try:
@@ -207,6 +280,8 @@ class Analyzer:
         variables = object_variables(obj)
         btf_hash = _btf_fingerprint(obj)
         for prog in obj.programs:
+            if only_programs is not None and prog.name not in only_programs:
+                continue    # a program of a linked sibling file: shown when that file is analysed
             src = ProgramSources(prog, files, variables)
             key = self._program_key(prog, obj, btf_hash + facts.source + repr(sorted(kconfig.items())))
             reused = False
@@ -266,6 +341,14 @@ class Analyzer:
         # line info changes where findings land, not what they are: rendering is redone each time,
         # so positions are keyed separately by the caller
         return h.hexdigest()
+
+
+def _may_define(text: str, names: set[str]) -> bool:
+    """Whether a source may define one of `names`: one of them on a line of its own at file scope
+    (a definition starts at column 0 in C as people write it), not an `extern` declaration. A cheap
+    filter before compiling a sibling; the object's symbols decide."""
+    pattern = re.compile(r"^(?!extern\b|#|\s|//|/\*).*\b(" + "|".join(map(re.escape, sorted(names))) + r")\b", re.M)
+    return pattern.search(text) is not None
 
 
 def _btf_fingerprint(obj: BpfObject) -> str:

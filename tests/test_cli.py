@@ -146,7 +146,9 @@ def test_link_verifies_the_files_of_one_program_together(tmp_path):
                                       '__noinline struct task_ctx *lookup(struct task_struct *p)\n'
                                       '{\n\treturn bpf_task_storage_get(&stor, p, 0, 0);\n}\n')
     inc = ["-I", str(FIXTURES / "include")]
-    alone = run("check", "--format", "json", *inc, str(tmp_path / "a.bpf.c"))
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "a.bpf.c").write_text((tmp_path / "a.bpf.c").read_text())
+    alone = run("check", "--format", "json", *inc, str(tmp_path / "alone" / "a.bpf.c"))
     (prog,) = json.loads(alone.stdout)["files"][0]["programs"]
     assert alone.returncode == 0 and prog["verdict"] == "incomplete"
     assert [f["code"] for f in prog["findings"]] == ["model-gap"]
@@ -157,3 +159,14 @@ def test_link_verifies_the_files_of_one_program_together(tmp_path):
     found = {(f["code"], f["line"]) for p in progs if p["name"] == "linked_prog" for f in p["findings"]}
     # the dereference in a.bpf.c, and b.bpf.c's global function returning a pointer
     assert found == {("invalid-deref", 10), ("invalid-return", 6)}
+    # a sibling that defines what a file leaves undefined is linked without being asked (as the
+    # editor does it); the sibling's own programs are not reported with the file
+    sibling = run("check", "--format", "json", *inc, str(tmp_path / "a.bpf.c"))
+    (prog,) = json.loads(sibling.stdout)["files"][0]["programs"]
+    assert sibling.returncode == 1 and prog["name"] == "linked_prog" and prog["verdict"] == "reject"
+    assert {(f["code"], f["line"]) for f in prog["findings"]} == found
+    # the sibling changed on disk (it no longer defines lookup()): rebuilt, and no longer linked
+    (tmp_path / "b.bpf.c").write_text('#include "fixture.h"\nint unrelated(void) { return 0; }\n')
+    changed = run("check", "--format", "json", *inc, str(tmp_path / "a.bpf.c"))
+    (prog,) = json.loads(changed.stdout)["files"][0]["programs"]
+    assert changed.returncode == 0 and prog["verdict"] == "incomplete"

@@ -231,6 +231,22 @@ class BpfObject:
         return ELFFile(io.BytesIO(self.elf_bytes))
 
     @cached_property
+    def linkage(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(names the object uses but does not define, global names it defines): what the static
+        linker matches between the files of one program. Kernel symbols (`__ksym` functions and
+        variables) are among the first; telling them apart takes the kernel's BTF."""
+        symtab = self.elf.get_section_by_name(".symtab")
+        undefined, defined = set(), set()
+        for sym in symtab.iter_symbols() if symtab is not None else ():
+            if not sym.name or sym["st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
+                continue
+            if sym["st_shndx"] == "SHN_UNDEF":
+                undefined.add(sym.name)
+            elif sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"):
+                defined.add(sym.name)
+        return frozenset(undefined), frozenset(defined)
+
+    @cached_property
     def extern_protos(self) -> dict[str, tuple[str, str, int]]:
         """Return-value kinds of the functions the object declares but does not define (kfuncs,
         functions of other files), from its BTF: name -> `Btf.value_kind` of the return type."""

@@ -29,10 +29,11 @@ from .btf_safety import RCU_PROTECTED_KPTRS, walked_pointer
 from .records import RecordBuilder
 from .scalars import alu_scalar, branch_outcome, refine_branch
 from .calls import CALLER_SAVED, CallChecker, StopPath
-from .pruning import subsumes
+from .pruning import state_shape, subsumes
 
 MAX_FRAMES = 8
 MAX_STATES_PER_INSN = 64
+MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
 PACKET_FIELDS = {
@@ -289,7 +290,9 @@ class Interpreter:
 
     # ---------------------------------------------------------------- pruning
     def _prune(self, idx: int, st: State) -> bool:
-        seen = self.explored.setdefault(idx, [])
+        # states can only subsume others of the same shape (frames, locks, sections, references):
+        # keep them apart so a check never walks the registers of a state that cannot match
+        seen = self.explored.setdefault((idx, state_shape(st)), [])
         live = self.live.get(idx)
         for old in reversed(seen):   # recent states first: the likeliest match in a loop
             if subsumes(old, st, live, self.live.get):
@@ -307,7 +310,7 @@ class Interpreter:
         if rec is None:
             rec = self.states[idx] = InsnStates()
         rec.paths += 1
-        if len(rec.values) > 96:
+        if len(rec.values) > 96 or rec.paths > MAX_RECORDED_PATHS:
             return
         depth = len(st.frames) - 1
         fr = st.cur

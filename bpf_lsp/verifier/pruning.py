@@ -4,6 +4,14 @@ from __future__ import annotations
 from .domain import NON_OWN, NOT_INIT, SCALAR, U64, ZERO_SLOT, Reg, State
 
 
+def state_shape(st: State) -> tuple:
+    """What two states must share for one to subsume the other, besides their values: `subsumes`
+    compares these first, so grouping explored states by it skips every hopeless comparison."""
+    refs = tuple(sorted((r.kind, r.acquired_at) for r in st.refs.values())) if st.refs else ()
+    return (tuple((f.callsite, f.callback) for f in st.frames), st.lock, st.rcu_depth, st.preempt_depth,
+            st.in_graph_callback, refs)
+
+
 def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
     """True when exploring `cur` cannot find anything `old`'s exploration did not.
 
