@@ -123,6 +123,7 @@ class Analyzer:
         self.pch.build_on_reuse = build_pch_synchronously
         self._lock = threading.Lock()
         self._verified: OrderedDict[str, VerifyResult] = OrderedDict()
+        self._links: OrderedDict[str, bytes | None] = OrderedDict()   # linked objects by their inputs
         self.reuse_log: list[str] = []
 
     def update_settings(self, settings: Settings) -> None:
@@ -165,7 +166,6 @@ class Analyzer:
         define what the file's object leaves undefined, else None. Siblings come from disk and
         through the object cache, so an unchanged one costs a hash; one that does not mention a
         missing name is not compiled at all."""
-        from .frontend.link import LinkError, link_objects
         try:
             obj = load_object(stage.object_bytes, stage.path)
         except ObjectError:
@@ -212,12 +212,33 @@ class Analyzer:
                 grew = True
         if len(objects) == 1:
             return None
+        data = self._linked(objects, stage.path)
+        if data is None:
+            return None
+        return data, texts, args, frozenset(p.name for p in obj.programs)
+
+    def _linked(self, objects: list[tuple[str, bytes]], path: str) -> bytes | None:
+        """The linker's output for these objects, remembered by their content (an editor asks on
+        every keystroke; a link that failed is not retried until an object changes)."""
+        from .frontend.link import LinkError, link_objects
+        h = hashlib.sha256()
+        for name, data in objects:
+            h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        key = h.hexdigest()
+        with self._lock:
+            if key in self._links:
+                self._links.move_to_end(key)
+                return self._links[key]
         try:
             data = link_objects(objects)
         except LinkError as e:
-            log.info("linking %s with %s failed: %s", stage.path, [p for p, _ in objects[1:]], e)
-            return None
-        return data, texts, args, frozenset(p.name for p in obj.programs)
+            log.info("linking %s with %s failed: %s", path, [p for p, _ in objects[1:]], e)
+            data = None
+        with self._lock:
+            self._links[key] = data
+            while len(self._links) > 32:
+                self._links.popitem(last=False)
+        return data
 
     def _kernel_symbol(self, name: str) -> bool:
         """A name the kernel resolves (a kfunc, a kernel function or variable, a `__kconfig`)."""
