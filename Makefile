@@ -10,14 +10,14 @@ BUILD  := .build
 DEB_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool neovim
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup system-packages headers clean
+.PHONY: demo test setup system-packages headers selftests clean
 
 demo: setup
 	$(BIN)/bpf-lsp doctor
 	-$(BIN)/bpf-lsp check -I $(BUILD) -I examples examples/*.bpf.c
 
-test: setup
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+test: setup selftests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 setup: system-packages $(STAMP) headers
 
@@ -37,6 +37,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 headers: $(BUILD)/vmlinux.h
+
+# The kernel's BPF selftests, built and judged by the running kernel for tests/test_selftests.py
+# (downloads linux-source-6.12 once; never fails: without network or bpf syscall the tests skip).
+selftests: headers
+	$(BIN)/python tests/selftests/build.py
 
 $(BUILD)/vmlinux.h:
 	mkdir -p $(BUILD)

@@ -184,7 +184,7 @@ def check_text(results, out) -> None:
             rel = os.path.relpath(d.span.file)
             print(f"{rel}:{d.span.line}:{d.span.column}: {d.severity}: {d.message} [{d.code}]", file=out)
             text = files.line(d.span.file, d.span.line)
-            if text:
+            if text and "\0" not in text and not text.startswith("\x7fELF"):   # no excerpt of an object file
                 width = max(1, (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else 1)
                 prefix = text.encode()[: d.span.column - 1].decode(errors="ignore")
                 caret = "".join("\t" if ch == "\t" else " " for ch in prefix) + "^" + "~" * (width - 1)

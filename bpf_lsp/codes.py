@@ -523,6 +523,18 @@ _CODES += [
          "Exceptions unwind without releasing references.",
          "e = bpf_obj_new(T);\nbpf_throw(0);",
          "Release references before bpf_throw().", "release"),
+    Code("throw-restricted", "error",
+         "bpf_throw kfunc (insn {throw_insn}) cannot be called from callback subprog {subprog}",
+         "bpf_throw() cannot be called here: {where}",
+         "bpf_throw inside a callback (bpf_loop, bpf_for_each_map_elem, rbtree `less`, timers) or inside an "
+         "RCU read-side section, a spin-locked region or a preemption-disabled region.",
+         "An exception unwinds the program's frames without running the code that would leave these regions "
+         "or return from the helper that called the callback.",
+         "static int cb(u32 i, void *ctx)\n{\n\tbpf_throw(0);\n\treturn 0;\n}",
+         "Return an error code from the callback and throw in the caller, after the region is closed.", "",
+         (("rcu", "bpf_throw cannot be used inside bpf_rcu_read_lock-ed region"),
+          ("lock", "bpf_throw cannot be used inside bpf_spin_lock-ed region"),
+          ("preempt", "bpf_throw cannot be used inside bpf_preempt_disable-ed region"))),
     Code("rbtree-cb-remove", "error",
          "bpf_rbtree_remove not allowed in rbtree cb",
          "the rbtree `less` callback cannot remove nodes",
@@ -542,6 +554,97 @@ _CODES += [
          "Linux 6.18 does not allow nesting RCU read-side sections in BPF programs.",
          "bpf_rcu_read_lock();\nbpf_rcu_read_lock();",
          "Remove the inner lock."),
+    Code("dynptr-uninit", "error",
+         "Expected an initialized dynptr as arg #{arg}",
+         "the bpf_dynptr passed to {call} is not initialized here (never created on this path, or already "
+         "submitted, discarded or overwritten)",
+         "A bpf_dynptr is used before it is created or after it was released.",
+         "A dynptr lives in two stack slots that only its constructors (bpf_dynptr_from_mem, "
+         "bpf_ringbuf_reserve_dynptr, bpf_dynptr_from_skb, bpf_dynptr_clone, ...) initialise; submitting, "
+         "discarding or overwriting it destroys it (`is_dynptr_reg_valid_init`).",
+         "struct bpf_dynptr ptr;\nbpf_dynptr_read(buf, 8, &ptr, 0, 0);",
+         "Create the dynptr first on every path, and do not use it after bpf_ringbuf_submit_dynptr/discard_dynptr."),
+    Code("dynptr-overwrite", "error",
+         "cannot overwrite referenced dynptr",
+         "this overwrites the ring-buffer bpf_dynptr reserved on line {acquire_line} before it is submitted "
+         "or discarded",
+         "A store or a dynptr constructor overwrites a dynptr that holds a ring-buffer reservation.",
+         "The reservation would be lost: a referenced dynptr must be submitted or discarded first "
+         "(`destroy_if_dynptr_stack_slot`).",
+         "bpf_ringbuf_reserve_dynptr(&rb, 8, 0, &ptr);\nbpf_dynptr_from_mem(buf, 8, 0, &ptr);",
+         "Submit or discard the dynptr (bpf_ringbuf_submit_dynptr / bpf_ringbuf_discard_dynptr) before reusing "
+         "its stack slots."),
+    Code("dynptr-release-unacquired", "error",
+         "arg {regno} is an unacquired reference",
+         "{call} releases a bpf_dynptr that holds no ring-buffer reservation here (never reserved on this "
+         "path, or already submitted or discarded)",
+         "bpf_ringbuf_submit_dynptr/discard_dynptr on a dynptr without a reservation.",
+         "Only a dynptr from bpf_ringbuf_reserve_dynptr holds a reference, and it can be released once.",
+         "bpf_ringbuf_discard_dynptr(&ptr, 0);\nbpf_ringbuf_discard_dynptr(&ptr, 0);",
+         "Release each reserved dynptr exactly once.", "",
+         (("const", "cannot release unowned const bpf_dynptr"),)),
+    Code("dynptr-arg", "error",
+         "arg#{arg} expected pointer to stack or const struct bpf_dynptr",
+         "{call} needs a pointer to a struct bpf_dynptr on the stack, at a constant offset that is a multiple "
+         "of 8",
+         "A dynptr argument is not a dynptr on the stack.",
+         "Dynptrs exist only on the program's stack (or as the const dynptr a callback receives); the "
+         "verifier tracks them per 8-byte stack slot (`dynptr_get_spi`).",
+         "bpf_dynptr_from_mem(buf, 8, 0, map_value);",
+         "Declare the struct bpf_dynptr as a local variable and pass its address.", "",
+         (("helper", "R{reg} type={type} expected=fp, dynptr_ptr"),
+          ("negative", "negative offset dynptr_ptr ptr R{reg} off={off} disallowed"),
+          ("modified", "dereference of modified dynptr_ptr ptr R{reg} off={off} disallowed"),
+          ("const_init", "Dynptr has to be an uninitialized dynptr"),
+          ("var_off", "dynptr has to be at a constant offset"),
+          ("offset", "cannot pass in dynptr at an offset={off}"))),
+    Code("stack-object-access", "error",
+         "invalid read from stack off {off}+0 size {size}",
+         "the bytes of {object} on the stack are read or written directly; only its own functions may do that",
+         "A load or a helper's memory argument touches the stack slots of a dynptr or an iterator.",
+         "The kernel keeps a dynptr's or an open-coded iterator's state in its stack slots and forbids "
+         "reading or overwriting them as plain memory.",
+         "struct bpf_dynptr ptr;\nbpf_dynptr_from_mem(buf, 8, 0, &ptr);\nval = *(int *)&ptr;",
+         "Read the data with bpf_dynptr_read or a slice (bpf_dynptr_data), or the iterator's element with its "
+         "`_next`; keep other data out of these slots.", "",
+         (("helper_read", "invalid read from stack R{reg} off {off}+0 size {size}"),
+          ("write", "potential write to dynptr at off={off} disallowed"))),
+    Code("iter-uninit", "error",
+         "expected an initialized {iter} as arg #0",
+         "{call} needs an iterator created by its `_new` on this path (it was never created, or was already "
+         "destroyed)",
+         "An open-coded iterator's `_next` or `_destroy` is called on a stack slot that holds no live iterator.",
+         "Iterator state lives in its stack slots from `_new` to `_destroy` (`is_iter_reg_valid_init`).",
+         "struct bpf_iter_num it;\nbpf_iter_num_destroy(&it);",
+         "Call the iterator's `_new` first, and `_destroy` it exactly once.", "",
+         (("new", "expected uninitialized {iter} as arg #0"),)),
+    Code("invalid-sock-access", "error",
+         "R{reg} invalid sock access off={off} size={size}",
+         "reading {size} bytes at offset {off} of struct {view} is not allowed",
+         "A load from a `struct bpf_sock` at an offset or with a size the kernel does not translate.",
+         "`struct bpf_sock` is a view: the kernel rewrites each field read into a read of the real socket, "
+         "so only its fields at their own offsets (some also narrower) can be read; a socket that may not be a "
+         "full one (`skb->sk`, `bpf_skc_lookup_tcp`) has only the `sock_common` fields (bpf_sock_is_valid_access).",
+         "struct bpf_sock *sk = skb->sk;\nif (sk)\n\treturn sk->type;   /* needs bpf_sk_fullsock(sk) */",
+         "Read the field at its own offset and size; call `bpf_sk_fullsock()` before reading fields of a full "
+         "socket.", "",
+         (("common", "R{reg} invalid sock_common access off={off} size={size}"),)),
+    Code("map-func-mismatch", "error",
+         "cannot pass map_type {map_type} into func {func}#{helper_id}",
+         "map '{map}' cannot be used with {call}: its map type works only with its own helpers",
+         "A map is passed to a helper its type does not support (e.g. bpf_map_lookup_elem on a task storage "
+         "or ring-buffer map).",
+         "Some map types are reached only through their own helpers (check_map_func_compatibility).",
+         "bpf_map_lookup_elem(&task_storage_map, &key);",
+         "Use the map type's helpers (bpf_task_storage_get, bpf_ringbuf_reserve, ...)."),
+    Code("mem-out-of-bounds", "error",
+         "invalid access to memory, mem_size={mem_size} off={off} size={size}",
+         "this accesses {size} bytes at offset {off} of memory that is {mem_size} bytes long",
+         "An access beyond the size of a memory region whose size the verifier knows (a ring-buffer record, "
+         "a dynptr slice).",
+         "The kernel checks every access against the region's size (`check_mem_region_access`).",
+         "char *p = bpf_dynptr_data(&ptr, 0, 4);\nif (p)\n\tp[5] = 0;",
+         "Ask for a larger region, or stay inside it."),
 ]
 
 CODES: dict[str, Code] = {c.name: c for c in _CODES}
@@ -614,9 +717,19 @@ TRACING_GRAPH = "tracing-graph"
 LOCK_OFFSET = "lock-offset"
 PREEMPT_AT_EXIT = "preempt-at-exit"
 THROW_LEAK = "throw-leak"
+THROW_RESTRICTED = "throw-restricted"
 RBTREE_CB_REMOVE = "rbtree-cb-remove"
 RBTREE_CB_LOCK = "rbtree-cb-lock"
 RCU_NESTED = "rcu-nested"
+DYNPTR_UNINIT = "dynptr-uninit"
+DYNPTR_OVERWRITE = "dynptr-overwrite"
+DYNPTR_RELEASE_UNACQUIRED = "dynptr-release-unacquired"
+DYNPTR_ARG = "dynptr-arg"
+STACK_OBJECT_ACCESS = "stack-object-access"
+ITER_UNINIT = "iter-uninit"
+MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
+MAP_FUNC_MISMATCH = "map-func-mismatch"
+INVALID_SOCK_ACCESS = "invalid-sock-access"
 
 
 def kernel_message(code: str, args: dict) -> str:

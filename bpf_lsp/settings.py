@@ -7,7 +7,7 @@ extension contributes the same names under the ``bpfLsp.`` prefix in its
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 # name -> (python type, default, description)

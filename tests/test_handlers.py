@@ -49,6 +49,8 @@ CASES = [
      "\tbpf_obj_drop(e);\n\tbpf_tail_call(skb, &jmp_table, 0);\n\treturn 0;\n"),
     ("exc__throw_with_reference", "exc_throw_with_reference", "throw-leak",
      "\tif (skb->len > 1000) {\n\t\tbpf_obj_drop(e);\n\t\tbpf_throw(0);\n\t}\n\tbpf_obj_drop(e);\n"),
+    ("dynptr__ringbuf_dynptr", "dynptr_leak", "reference-leak",
+     "\tbpf_ringbuf_reserve_dynptr(&rb, 8, 0, &ptr);\n\tbpf_ringbuf_discard_dynptr(&ptr, 0);\n\treturn 0;\n"),
     ("refcount__acquire_after_unlock", "refcount_acquire_after_unlock", "refcount-arg-invalid",
      "\tbpf_list_push_back(&ghead, &n->l);\n\tm = bpf_refcount_acquire(n);\n\tbpf_spin_unlock(&glock);\n"
      "\tif (m)\n"),

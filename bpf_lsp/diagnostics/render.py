@@ -23,11 +23,13 @@ KIND_WORDS = {"local": "the object", "percpu_local": "the per-CPU object", "ring
 STATE_WORDS = {"released": "was already released", "unlocked": "is a non-owning reference that died at unlock",
                "non_owning": "is a non-owning reference (its object belongs to a collection)",
                "scalar": "is not a pointer", "untrusted": "is not a trusted pointer",
-               "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference"}
+               "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference",
+               "not_percpu": "is not a per-CPU pointer"}
 
 
 # what a helper argument needed (helper-arg-type's `expected`, the kernel's spelling) in words
 EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve()",
+                  "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_": "a per-CPU kernel variable or object",
                   "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_": "a socket reference"}
 # the template arguments `render` fills for every finding; the rest come from the finding's own args
 # (tests/test_codes_render.py checks every template against these and its emitters)

@@ -17,7 +17,7 @@ from pathlib import Path
 from .btf import Btf, BtfError, Kind
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-FACTS_VERSION = 4
+FACTS_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class KernelFacts:
     # every FUNC (kernel functions and kfuncs): name -> (return kind, parameter kinds), as
     # `Btf.func_signature` spells them; fentry/fexit/lsm arguments and kfunc returns come from here
     funcs: dict[str, tuple] = field(default_factory=dict)
+    # kfunc -> parameter positions named *__uninit (is_kfunc_arg_uninit: a dynptr it creates)
+    uninit_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -90,6 +92,7 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
     stub_refs: dict[tuple[str, str], tuple[int, ...]] = {}
     tps: dict[str, tuple[tuple[str, str], ...]] = {}
     funcs: dict[str, tuple] = {}
+    uninit_args: dict[str, tuple[int, ...]] = {}
     for t in btf.types:
         if t is None:
             continue
@@ -106,6 +109,10 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
         if t.kind == Kind.FUNC and t.name:
             try:
                 funcs[t.name] = btf.func_signature(t.id)
+                uninit = tuple(i for i, (pname, _) in enumerate(btf[t.type_id].params or [])
+                               if pname.endswith("__uninit"))
+                if uninit:
+                    uninit_args[t.name] = uninit
             except BtfError:
                 pass
         if t.kind == Kind.FUNC and "__" in t.name.strip("_"):
@@ -134,4 +141,5 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                 tps[t.name[len("btf_trace_"):]] = tuple(args)
             except BtfError:
                 continue
-    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, source=path, funcs=funcs)
+    return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, source=path, funcs=funcs,
+                       uninit_args=uninit_args)

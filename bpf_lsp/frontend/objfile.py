@@ -47,11 +47,16 @@ SECTION_TYPES: tuple[tuple[str, str, bool], ...] = (
     ("xdp.frags/", "xdp", True), ("xdp/", "xdp", True), ("xdp", "xdp", False),
     ("socket", "socket_filter", False), ("sk_reuseport", "sk_reuseport", False),
     ("perf_event", "perf_event", False), ("cgroup_skb/", "cgroup_skb", True),
-    ("cgroup/", "cgroup", True), ("sockops", "sock_ops", False), ("sk_skb", "sk_skb", True),
+    ("cgroup/skb", "cgroup_skb", False), ("cgroup/dev", "cgroup_device", False),
+    ("cgroup/sysctl", "cgroup_sysctl", False), ("cgroup/getsockopt", "cgroup_sockopt", False),
+    ("cgroup/setsockopt", "cgroup_sockopt", False), ("cgroup/sock", "cgroup_sock", False),
+    ("cgroup/post_bind", "cgroup_sock", False), ("cgroup/", "cgroup_sock_addr", True),
+    ("sockops", "sock_ops", False), ("sk_skb", "sk_skb", True),
     ("sk_msg", "sk_msg", False), ("sk_lookup", "sk_lookup", False),
     ("flow_dissector", "flow_dissector", False), ("lirc_mode2", "lirc_mode2", False),
     ("syscall", "syscall", False), ("netfilter", "netfilter", False),
     ("lwt_in", "lwt_in", False), ("lwt_out", "lwt_out", False), ("lwt_xmit", "lwt_xmit", False),
+    ("lwt_seg6local", "lwt_seg6local", False),
 )
 
 

@@ -82,6 +82,7 @@ def environment_for(prog: Program, facts: KernelFacts, budget: int, records: Rec
         ctx_args, ctx_unknown = _context(prog, facts)
     return Environment(records=records, ctx_args=ctx_args, budget=budget, rcu_fields=facts.rcu_fields,
                        ref_args=rules.ref_args if rules else (), member_rules=rules, kernel_funcs=facts.funcs,
+                       kernel_uninit_args=facts.uninit_args,
                        ctx_unknown=ctx_unknown, deadline=deadline,
                        kconfig=kconfig if kconfig is not None else kernel_kconfig())
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from ..frontend.isa import Insn
 from .. import codes as C
 from . import kfuncs as K
-from .domain import (ANY, ANYTHING, ITER, ALLOC, BTF_ID, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC,
+from .domain import (ANY, ANYTHING, CTX, DYNPTR, ITER, PACKET, ALLOC, BTF_ID, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC,
                      NON_OWN, NOT_INIT, PERCPU, RCU, RINGBUF, SCALAR, SOCKET, STACK, TRUSTED, UNINIT,
                      UNKNOWN, UNTRUSTED, LockState, Reg, State, Tombstone, dead_pointer)
+from .dynptr import SLICE_SIZE_REG, DynptrCall
 from .findings import finding
 from .records import LIST_HEAD, LIST_NODE, RB_NODE, RB_ROOT
 
@@ -22,6 +23,9 @@ KERN_CTX_TYPES = {"sched_cls": "sk_buff", "sched_act": "sk_buff", "cgroup_skb": 
                   "sk_skb": "sk_buff", "lwt_in": "sk_buff", "lwt_out": "sk_buff", "lwt_xmit": "sk_buff",
                   "xdp": "xdp_buff"}
 MAP_IN_MAP_TYPES = (12, 13)   # BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS
+SOCK_MAP_TYPES = (15, 18)     # BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH
+XSKMAP_TYPE = 17
+ARRAY_MAP_TYPES = (2, 6)      # BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY
 HELPER_EXPECTED = {K.RINGBUF_MEM: "ringbuf_mem", K.SOCKET: "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"}
 
 
@@ -51,13 +55,39 @@ class CallChecker:
 
     def run(self) -> int | None:
         sem = self.sem
+        if sem.generated and sem.is_helper:
+            self.check_generated_helper_args()
+        dynptrs = DynptrCall(self.it, self.st, self.insn.idx, sem)
+        known = dynptrs.check() if dynptrs.params else False
         for i, arg in enumerate(sem.args):
             self.check_arg(i, arg)
         self.check_release_target()
         self.apply_effect()
+        if known:
+            dynptrs.apply()
+        elif dynptrs.params and sem.name in SLICE_SIZE_REG:
+            self.regs[0] = replace(ANY, type_name=f"a slice of an unknown dynptr from {sem.name}()")
         return self.insn.idx + 1
 
     # ---- arguments
+    def check_generated_helper_args(self) -> None:
+        """From the kernel's prototypes: a maybe-NULL pointer where no variant of the helper takes
+        NULL (check_reg_type finds no compatible type). Nothing else is known of these arguments."""
+        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
+        for i, kinds in enumerate(entry.get("args", ())[:5]):
+            reg = self.regs[i + 1]
+            if kinds == ["ARG_PTR_TO_PERCPU_BTF_ID"] and reg.type in (MAP_VALUE, STACK, CTX, PACKET):
+                # a per-CPU kernel variable or per-CPU object only; plain memory has no per-CPU copies
+                self.fail(C.HELPER_ARG_TYPE, reg=i + 1, type=reg.type_str(), state="not_percpu",
+                          expected="percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_", reason="", release_call="")
+            if not (reg.is_pointer and reg.maybe_null and reg.type != ANYTHING):
+                continue
+            if kinds and all(k.startswith("ARG_PTR_TO_") and "NULL" not in k for k in kinds):
+                self.it._report(finding(C.HELPER_NULL_ARG, self.insn.idx, func=self.sem.name, arg=i + 1,
+                                        variant="", related=self.it._acq_rel(reg, self.st)),
+                                key=(C.HELPER_NULL_ARG, reg.id or self.insn.idx))
+                self.it._mark_null_check(self.st, reg, is_null=False)
+
     def check_arg(self, i: int, arg: K.Arg) -> None:
         r = i + 1
         reg = self.regs[r]
@@ -187,7 +217,18 @@ class CallChecker:
         if rec.refcount_off is None:
             self.fail(C.NO_REFCOUNT_FIELD, type=reg.type_name)
 
+    def _inner_map_value(self, reg: Reg) -> bool:
+        """A value of an inner map (an outer map's lookup): its layout is not modelled, so what
+        needs its record is unknown, never an error."""
+        if reg.type == MAP_VALUE and reg.map is None:
+            self.it._gap(self.insn.idx, replace(ANY, type_name="a value of an inner map"))
+            self.unknown_args = True
+            return True
+        return False
+
     def _graph_root(self, i, r, reg, want: str) -> None:
+        if self._inner_map_value(reg):
+            return
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)
             holder = ("map", reg.map.name, reg.id)
@@ -255,6 +296,8 @@ class CallChecker:
     def arg_spin_lock(self, i, r, reg, arg, trusted_checked):
         if self.st.in_graph_callback:
             self.fail(C.RBTREE_CB_LOCK)
+        if self._inner_map_value(reg):
+            return
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)
             holder = ("map", reg.map.name, reg.id)
@@ -274,6 +317,8 @@ class CallChecker:
         self.lock_target = (holder, rec.spin_lock_off)
 
     def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
+        if self._inner_map_value(reg):
+            return
         if reg.type == MAP_VALUE and reg.map is not None:
             rec, dest = self.it.records.for_type(reg.map.value_type_id), reg.map.name
         elif reg.type == BTF_ID and reg.has(ALLOC) and not reg.has(NON_OWN):
@@ -365,6 +410,13 @@ class CallChecker:
             self.finish(UNINIT)
             return
         if effect == K.EFFECT_THROW:
+            callback = next((i for i, f in enumerate(st.frames) if f.callback), None)
+            if callback is not None:
+                self.fail(C.THROW_RESTRICTED, throw_insn=at, subprog=callback, where="inside a callback")
+            for variant, held, words in (("preempt", st.preempt_depth, "preemption is disabled"),
+                                         ("rcu", st.rcu_depth, "inside an RCU read-side section")):
+                if held:
+                    self.fail(C.THROW_RESTRICTED, variant=variant, throw_insn=at, subprog=0, where=words)
             if st.refs:
                 ref = min(st.refs.values(), key=lambda x: x.acquired_at)
                 self.fail(C.THROW_LEAK, related={"acquired": ref.acquired_at}, kind=ref.kind, via=ref.via)
@@ -405,6 +457,9 @@ class CallChecker:
             self.graph_insert()
         if effect == K.EFFECT_CALLBACK_LOOP and getattr(self, "callback_target", None) is not None:
             it.verify_callback(insn, st, self.callback_target, [UNKNOWN, self.regs[3]], "bpf_loop")
+        if effect == K.EFFECT_CALLBACK_DRAIN and getattr(self, "callback_target", None) is not None:
+            sample = Reg(DYNPTR, type_name="user", id=it._new_id())   # CONST_PTR_TO_DYNPTR
+            it.verify_callback(insn, st, self.callback_target, [sample, self.regs[3]], "user_ringbuf")
         # releases
         if sem.has(K.RELEASE) and self.ref_arg is not None:
             _, reg = self.ref_arg
@@ -430,6 +485,13 @@ class CallChecker:
             fr = it._stack_frame(st, base) if base.type == STACK and not base.var_off else None
             slot = (base.off // 8) if fr is not None else None
             cur = fr.stack.get(slot) if fr is not None else None
+            live = isinstance(cur, Reg) and cur.type == ITER and cur.ref_obj_id in st.refs
+            iter_name = "iter_" + sem.ref_kind.partition(":")[2] if sem.ref_kind else \
+                sem.name.removeprefix("bpf_").rsplit("_", 1)[0]
+            if fr is not None and op == K.ITER_NEW and live:
+                self.fail(C.ITER_UNINIT, variant="new", iter=iter_name)
+            if fr is not None and op != K.ITER_NEW and not live:
+                self.fail(C.ITER_UNINIT, iter=iter_name)
             if op == K.ITER_NEW:
                 if fr is not None:
                     rid = it.acquire(st, sem.ref_kind, at, sem.name, sem.ref_kind.partition(":")[2])
@@ -589,6 +651,15 @@ class CallChecker:
             if m is not None and m.map_type in MAP_IN_MAP_TYPES:
                 # an outer map's value is the inner map (the inner's layout is not modelled)
                 return Reg(MAP_PTR, map=None, flags=frozenset(flags), id=vid)
+            if m is not None and m.map_type in SOCK_MAP_TYPES:
+                # is_acquire_function(): a sockmap/sockhash lookup takes a socket reference
+                rid = it.acquire(st, "socket", at, sem.name, "bpf_sock")
+                return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=rid, type_name="bpf_sock")
+            if m is not None and m.map_type == XSKMAP_TYPE:
+                return replace(ANY, type_name="an XDP socket")
+            if m is not None and m.map_type in ARRAY_MAP_TYPES and sem.name == "bpf_map_lookup_elem" and self._key_in_range(m):
+                # can_elide_value_nullness(): an array element at a constant in-range key exists
+                flags.discard(MAYBE_NULL)
             return Reg(MAP_VALUE, map=m, flags=frozenset(flags), id=vid)
         if ret == K.RET_BTF_PTR:
             trusted = {TRUSTED} if sem.has(K.TRUSTED_ARGS) else set()
@@ -605,8 +676,9 @@ class CallChecker:
             size = self.regs[2].const if self.regs[2].is_const else 0
             return Reg(MEM, flags=frozenset(flags | {RINGBUF}), id=vid, ref_obj_id=rid, mem_size=size)
         if ret == K.RET_SOCKET:
-            rid = it.acquire(st, "socket", at, sem.name, "bpf_sock")
-            return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=rid, type_name="bpf_sock")
+            # only the lookups acquire (is_acquire_function); bpf_get_listener_sock's socket is not the program's
+            rid = it.acquire(st, "socket", at, sem.name, "bpf_sock") if sem.has(K.ACQUIRE) else 0
+            return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=rid, type_name=sem.ret_type or "bpf_sock")
         if ret == K.RET_KPTR_OLD:
             k = kptr_old
             if k is None:
@@ -617,6 +689,13 @@ class CallChecker:
             return Reg(BTF_ID, type_name=k.type_name, btf_id=k.btf_id, flags=frozenset(flags | extra), id=vid,
                        ref_obj_id=rid)
         return UNKNOWN
+
+    def _key_in_range(self, m) -> bool:
+        key = self.regs[2]
+        if key.type != STACK or key.var_off or m.key_size not in (1, 2, 4, 8):
+            return False
+        value = self.it._stack_read(self.st, key, key.off, m.key_size)
+        return value.is_const and 0 <= value.const < m.max_entries
 
     def finish(self, r0: Reg) -> None:
         self.it._clobber(self.st, r0)

@@ -27,6 +27,8 @@ PACKET = "pkt"
 PACKET_END = "pkt_end"
 ARENA = "arena"            # PTR_TO_ARENA: the kernel does not check arena accesses
 ITER = "iter"              # an open-coded iterator's stack slot (bpf_iter_*_new .. _destroy)
+DYNPTR = "dynptr"          # a bpf_dynptr: its two stack slots (off 0 and 8), or in a register a
+                           # pointer to an initialized one the program may not destroy (CONST_PTR_TO_DYNPTR)
 # What the model does not know: the result of a helper or kfunc we have no prototype for, an
 # argument of an unknown attach target, a load through such a value. It may be a pointer or a
 # number; nothing derived from it is ever reported (the kernel may well accept the program).
@@ -86,6 +88,7 @@ class Reg:
     nonown_via: str = ""
     load_time: str = ""             # SCALAR: derived from this read-only global, which user space
                                     # sets before loading (the kernel sees its value; we do not)
+    parent: int = 0                 # MEM: the dynptr (its id) this slice points into
 
     # --- scalars ---
     @property
@@ -132,10 +135,13 @@ class Reg:
             if self.has(PERCPU):
                 pre += "percpu_"
             return f"{pre}ptr_or_null_" if null else f"{pre}ptr_"
+        if self.type == DYNPTR:
+            return "dynptr_ptr"
         if self.type == MEM and self.has(RINGBUF):
             return f"ringbuf_mem{null}"
         if self.type == SOCKET:
-            return f"sock{null}"
+            view = {"bpf_sock_common": "sock_common", "bpf_tcp_sock": "tcp_sock"}.get(self.type_name, "sock")
+            return f"{view}{null}"
         if self.type == ANYTHING:
             return "unknown"
         return f"{self.type}{null}"
@@ -192,10 +198,32 @@ MISC = "misc"
 ZERO_SLOT = "zero"
 
 
+@dataclass(frozen=True)
+class KnownBytes:
+    """A slot written by narrow constant stores (`int key = 1;`): the bytes known (little endian),
+    None where unknown. The kernel keeps such constants too (a map key it can read back)."""
+    known: tuple
+
+    def store(self, lo: int, size: int, value: int | None) -> "KnownBytes | str":
+        b = list(self.known)
+        for i in range(size):
+            b[lo + i] = None if value is None else (value >> (8 * i)) & 0xFF
+        return MISC if all(x is None for x in b) else KnownBytes(tuple(b))
+
+    def read(self, lo: int, size: int) -> int | None:
+        part = self.known[lo:lo + size]
+        if len(part) != size or any(x is None for x in part):
+            return None
+        return sum(x << (8 * i) for i, x in enumerate(part))
+
+
+NO_BYTES = KnownBytes((None,) * 8)
+
+
 @dataclass
 class Frame:
     regs: list[Reg]
-    stack: dict[int, object]       # slot index (offset // 8, negative) -> Reg | MISC | ZERO_SLOT
+    stack: dict[int, object]       # slot index (offset // 8, negative) -> Reg | MISC | ZERO_SLOT | KnownBytes
     callsite: int = -1             # instruction in the caller (-1 for the entry frame)
     func_start: int = 0
     callback: str = ""             # "" for ordinary calls; the API that called us otherwise

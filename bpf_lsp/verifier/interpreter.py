@@ -18,9 +18,9 @@ from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KconfigRef, Kfu
                                 Program, SubprogRef)
 from .. import codes as C
 from . import kfuncs as K
-from .domain import (ANY, ANYTHING, ARENA, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM,
+from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM,
                      MISC, NON_OWN, NOT_INIT, PACKET, PACKET_END, RCU, SCALAR, SOCKET, STACK, TRUSTED,
-                     UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, Frame, RefState, Reg, State, Tombstone,
+                     UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
                      dead_pointer, scalar_const, scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import live_registers
@@ -29,10 +29,13 @@ from .btf_safety import RCU_PROTECTED_KPTRS, walked_pointer
 from .records import RecordBuilder
 from .scalars import alu_scalar, branch_outcome, refine_branch
 from .calls import CALLER_SAVED, CallChecker, StopPath
-from .pruning import state_shape, subsumes
+from . import dynptr
+from .sock_access import sock_read_ok
+from .pruning import only_scalars_differ, state_shape, subsumes, widen
 
 MAX_FRAMES = 8
 MAX_STATES_PER_INSN = 64
+MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
@@ -46,7 +49,22 @@ PACKET_FIELDS = {
     "lwt_xmit": {76: PACKET, 80: PACKET_END},
 }
 TRACING_CTX_TYPES = ("tracing", "lsm", "struct_ops")
-SKB_SK_FIELD = {"sched_cls": 168, "sched_act": 168, "cgroup_skb": 168, "sk_skb": 168}
+# Pointer fields of the UAPI contexts (their offsets are ABI), as the *_is_valid_access()
+# functions of net/core/filter.c type them: offset -> (register type, maybe NULL, struct).
+# A pointer field we do not model is unknown, never a scalar.
+_SKB_SK = {168: (SOCKET, True, "bpf_sock_common")}    # PTR_TO_SOCK_COMMON_OR_NULL
+CTX_POINTERS: dict[str, dict[int, tuple[str, bool, str]]] = {
+    **{t: _SKB_SK for t in ("sched_cls", "sched_act", "cgroup_skb", "sk_skb", "socket_filter")},
+    "flow_dissector": {144: (ANYTHING, False, "the flow keys")},
+    "sk_lookup": {0: (SOCKET, True, "bpf_sock")},
+    "sock_ops": {184: (SOCKET, True, "bpf_sock"), 192: (PACKET, False, ""), 200: (PACKET_END, False, "")},
+    "sk_msg": {0: (PACKET, False, ""), 8: (PACKET_END, False, ""), 72: (SOCKET, False, "bpf_sock")},
+    "sk_reuseport": {0: (PACKET, False, ""), 8: (PACKET_END, False, ""), 40: (SOCKET, False, "bpf_sock"),
+                     48: (SOCKET, True, "bpf_sock_common")},
+    "cgroup_sockopt": {0: (SOCKET, False, "bpf_sock"), 8: (PACKET, False, ""), 16: (PACKET_END, False, "")},
+    "cgroup_sock_addr": {64: (SOCKET, False, "bpf_sock")},
+    "netfilter": {0: (ANYTHING, False, "the netfilter hook state"), 8: (ANYTHING, False, "the packet")},
+}
 # check_map_prog_compatibility(): these may not use maps holding a list head or rbtree root
 TRACING_PROG_TYPES = {"kprobe", "tracepoint", "perf_event", "raw_tracepoint", "raw_tracepoint_writable"}
 SLEEPABLE_SECTIONS = ("fentry.s/", "fexit.s/", "fmod_ret.s/", "lsm.s/", "iter.s/", "uprobe.s", "uretprobe.s",
@@ -66,6 +84,7 @@ class Environment:
     rcu_fields: frozenset = frozenset()    # (struct, member) pointers tagged __rcu in kernel BTF
     member_rules: object = None            # struct_ops.MemberRules of the member this program implements
     kernel_funcs: dict = field(default_factory=dict)  # kernel BTF FUNCs: name -> (return kind, params)
+    kernel_uninit_args: dict = field(default_factory=dict)  # kfunc -> its *__uninit parameter positions
     ctx_unknown: str = ""                  # why the context's argument types are unknown ("" if known)
     deadline: float = 0.0                  # time.monotonic() after which the analysis stops (0: none)
     kconfig: dict = field(default_factory=dict)   # `__kconfig` extern values (frontend.kconfig)
@@ -97,6 +116,8 @@ class Interpreter:
         self.explored: dict[int, list[State]] = {}
         self.next_id = 1
         self.live = live_registers(prog)
+        self.iter_next_calls = self._iter_next_calls()
+        self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
         self.pending: list[tuple[int, State]] = []
@@ -176,6 +197,8 @@ class Interpreter:
                                   id=self._new_id() if MAYBE_NULL in flags else 0)
             elif kind == "arena":
                 regs[i + 1] = Reg(ARENA)
+            elif kind == "dynptr":
+                regs[i + 1] = Reg(DYNPTR, type_name="local", id=self._new_id())
             else:
                 regs[i + 1] = UNKNOWN
         return State([Frame(regs, {}, -1, fn.start)])
@@ -200,6 +223,8 @@ class Interpreter:
                         out.append(("ctx", tname, 0))
                     elif "arena" in tags:
                         out.append(("arena", "", 0))
+                    elif tname == "bpf_dynptr":
+                        out.append(("dynptr", tname, 0))   # ARG_PTR_TO_DYNPTR: an initialized local dynptr
                     elif tags & {"trusted", "untrusted"}:
                         # a trusted kernel pointer (PTR_TRUSTED | PTR_MAYBE_NULL), or an untrusted one
                         kind = "untrusted" if "untrusted" in tags else \
@@ -215,8 +240,18 @@ class Interpreter:
             return [("scalar", "", 0)] * 5
         return out
 
+    def _iter_next_calls(self) -> set[int]:
+        calls = set()
+        for insn in self.prog.insns:
+            meaning = self.prog.meanings.get(insn.idx) if insn.is_call else None
+            if isinstance(meaning, KfuncRef):
+                sem = K.known_kfunc(meaning.name)
+                if sem is not None and sem.iter_op == K.ITER_NEXT:
+                    calls.add(insn.idx)
+        return calls
+
     def _prune_points(self) -> set[int]:
-        points = set()
+        points = set(self.iter_next_calls)   # is_iter_next_insn(): a forced checkpoint
         for insn in self.prog.insns:
             if insn.is_jump:
                 points.add(insn.jump_target)
@@ -297,6 +332,11 @@ class Interpreter:
         for old in reversed(seen):   # recent states first: the likeliest match in a loop
             if subsumes(old, st, live, self.live.get):
                 return True
+        if idx in self.iter_next_calls and seen and only_scalars_differ(seen[-1], st, live, self.live.get):
+            # an iterator loop converges only when its loop-carried scalars stop mattering; where
+            # anything else differs (a pointer found in one iteration), states stay exact
+            n = self.widenings[idx] = self.widenings.get(idx, 0) + 1
+            widen(seen[-1], st, to_unknown=n > MAX_JOINS)
         # keep the most recent states: in a loop they are the ones later paths of the same
         # iteration can be pruned against (the kernel evicts rarely-hit states similarly)
         seen.append(st.copy())
@@ -459,6 +499,9 @@ class Interpreter:
                                  related=self._acq_rel(reg, st)), key=(C.NULL_DEREF, reg.id or insn.idx))
             self._mark_null_check(st, reg, is_null=False)
             reg = st.cur.regs[r]
+        if reg.type == DYNPTR:
+            # a callback's const dynptr is read through the bpf_dynptr_* functions only
+            self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type=reg.type_str()))
         if reg.type in (FUNC, MAP_PTR) and write:
             self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type=reg.type_str()))
         return reg
@@ -490,8 +533,9 @@ class Interpreter:
         off = base.off + insn.off
         size = insn.size
         value = UNKNOWN
+        self._mem_bounds(insn, base, off, size)
         if base.type == STACK:
-            value = self._stack_read(st, base, off, size)
+            value = self._stack_read(st, base, off, size, insn.idx)
         elif base.type == CTX:
             value = self._ctx_load(off, size, st, insn)
         elif base.type == MAP_VALUE and not base.var_off:
@@ -503,6 +547,10 @@ class Interpreter:
             if base.has(ALLOC):
                 self._special_field_access(insn, base, off, size)
             value = self._btf_load(insn, base, off, size, st)
+        elif base.type == SOCKET and base.type_name in ("bpf_sock", "bpf_sock_common") and not base.var_off:
+            if not sock_read_ok(base.type_name, off, size):
+                self._fail(finding(C.INVALID_SOCK_ACCESS, insn.idx, reg=insn.src, off=off, size=size,
+                                   view=base.type_name, variant="common" if base.type_name == "bpf_sock_common" else ""))
         elif base.type == MEM and base.type_name.startswith(KCONFIG_PREFIX) and off == 0:
             known = self.env.kconfig.get(base.type_name[len(KCONFIG_PREFIX):])
             if known is not None:
@@ -520,12 +568,13 @@ class Interpreter:
         if base is None:
             return
         off = base.off + insn.off
+        self._mem_bounds(insn, base, off, insn.size)
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
         else:
             value = scalar_const(insn.imm)
         if base.type == STACK:
-            self._stack_write(st, base, off, insn.size, value)
+            self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
             self._var_off_map_access(insn, base, insn.size)
         elif base.type == MAP_VALUE and not base.var_off:
@@ -545,39 +594,61 @@ class Interpreter:
     def _atomic(self, insn: Insn, st: State) -> None:
         base = self._mem_base(insn, st, insn.dst, write=True) if st.cur.regs[insn.dst].type != ANYTHING else None
         if base is not None and base.type == STACK:
-            self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN)
+            self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN, insn.idx)
         if insn.imm == isa.ATOMIC_CMPXCHG:
             st.cur.regs[0] = UNKNOWN
         elif insn.imm & isa.FETCH or insn.imm == isa.LOAD_ACQ:
             st.cur.regs[insn.src if insn.imm != isa.LOAD_ACQ else insn.dst] = UNKNOWN
 
+    def _mem_bounds(self, insn: Insn, base: Reg, off: int, size: int) -> None:
+        """check_mem_region_access(): memory whose size the verifier knows (a ring-buffer record, a
+        dynptr slice, a global function's pointer argument) is accessed inside it only."""
+        if base.type == MEM and base.mem_size and not base.var_off and (off < 0 or off + size > base.mem_size):
+            self._fail(finding(C.MEM_OUT_OF_BOUNDS, insn.idx, mem_size=base.mem_size, off=off, size=size))
+
     def _stack_frame(self, st: State, base: Reg) -> Frame:
         return st.frames[min(base.frameno, len(st.frames) - 1)]
 
-    def _stack_read(self, st: State, base: Reg, off: int, size: int) -> Reg:
+    def _stack_read(self, st: State, base: Reg, off: int, size: int, idx: int = -1) -> Reg:
         if base.var_off:
             return UNKNOWN
         fr = self._stack_frame(st, base)
         slot = fr.stack.get(off // 8)
+        for v in (slot, fr.stack.get((off + size - 1) // 8)):
+            if idx >= 0 and isinstance(v, Reg) and v.type in (DYNPTR, ITER):
+                self._fail(finding(C.STACK_OBJECT_ACCESS, idx, off=off, size=size,
+                                   object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
         if isinstance(slot, Reg) and size == 8 and off % 8 == 0:
             return slot
         if slot == ZERO_SLOT:
             return ZERO
         if isinstance(slot, Reg) and slot.type == SCALAR and slot.is_const and size < 8:
             return scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1))
+        if isinstance(slot, KnownBytes):
+            known = slot.read(off % 8, size)
+            return UNKNOWN if known is None else scalar_const(known)
         return UNKNOWN
 
-    def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg) -> None:
+    def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg, idx: int = -1) -> None:
         fr = self._stack_frame(st, base)
         if base.var_off:
             return
+        for s in {off // 8, (off + size - 1) // 8}:
+            dynptr.overwrite_check(self, st, fr, s, idx)
         slot = off // 8
         if size == 8 and off % 8 == 0:
             fr.stack[slot] = value
-        elif value.is_const and value.const == 0 and isinstance(fr.stack.get(slot), str):
-            pass
-        else:
+            return
+        old = fr.stack.get(slot)
+        if not isinstance(old, KnownBytes):
+            old = KnownBytes((0,) * 8) if old == ZERO_SLOT else NO_BYTES
+        if off % 8 + size > 8:
             fr.stack[slot] = MISC
+            return
+        # check_stack_write_fixed_off(): zeroes are known wherever they are stored (STACK_ZERO); another
+        # constant only when stored at the start of the slot (an imprecise spilled register)
+        known = value.const if value.is_const and (value.const == 0 or off % 8 == 0) else None
+        fr.stack[slot] = old.store(off % 8, size, known)
 
     def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
@@ -601,9 +672,14 @@ class Interpreter:
         kind = PACKET_FIELDS.get(ptype, {}).get(off)
         if kind is not None:
             return Reg(kind)
-        if ptype in SKB_SK_FIELD and off == SKB_SK_FIELD[ptype] and size == 8:
-            # __sk_buff->sk: a socket the program does not own, maybe NULL
-            return Reg(SOCKET, type_name="bpf_sock", flags=frozenset({MAYBE_NULL}), id=self._new_id())
+        pointer = CTX_POINTERS.get(ptype, {}).get(off)
+        if pointer is not None and size == 8:
+            rtype, maybe_null, tname = pointer
+            if rtype == ANYTHING:
+                return replace(ANY, type_name=tname)
+            # a socket the program does not own (no reference to release)
+            return Reg(rtype, type_name=tname, flags=frozenset({MAYBE_NULL} if maybe_null else ()),
+                       id=self._new_id() if maybe_null else 0)
         return UNKNOWN
 
     def _special_field_access(self, insn: Insn, base: Reg, off: int, size: int) -> None:
@@ -772,6 +848,14 @@ class Interpreter:
             self._mark_null_check(st, ptr, is_null=taken_null)            # taken state
             self.pending.append((insn.jump_target, st))
             return self._continue_with(insn.idx + 1, other_st)
+        if (wide and insn.uses_reg_src and op in (isa.JEQ, isa.JNE) and dst.is_pointer and src.is_pointer
+                and dst.maybe_null != src.maybe_null and BTF_ID not in (dst.type, src.type)):
+            # check_cond_jmp_op(): equal to a pointer that is not NULL, a maybe-NULL one is not NULL
+            maybe = dst if dst.maybe_null else src
+            taken = st.copy()
+            self._mark_null_check(taken if op == isa.JEQ else st, maybe, is_null=False)
+            self.pending.append((insn.jump_target, taken))
+            return insn.idx + 1
         if dst.type == SCALAR and src.type == SCALAR:
             outcome = branch_outcome(op, dst, src, wide)
             if outcome is True:
@@ -934,17 +1018,30 @@ class Interpreter:
                 raise StopPath
         if isinstance(meaning, HelperRef):
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
+            for i in K.helper_map_args(meaning.id):
+                m = st.cur.regs[i + 1].map if st.cur.regs[i + 1].type == MAP_PTR else None
+                allowed = K.MAP_TYPE_FUNCS.get(m.map_type) if m is not None else None
+                if allowed is not None and name not in allowed:
+                    self._fail(finding(C.MAP_FUNC_MISMATCH, insn.idx, map_type=m.map_type, func=name,
+                                       helper_id=meaning.id, map=m.name))
         if sem is None:
             # a function outside our model: no ownership effect known, the result is unknown
             self._clobber(st, replace(ANY, type_name=f"what {name}() returns"))
             return insn.idx + 1
         allowed = SO.KFUNC_MEMBERS.get(name)
         so = self.prog.struct_ops
-        if allowed is not None and (so is None or (so.type_name, so.member) not in allowed):
+        # bpf_qdisc_kfunc_filter only filters Qdisc_ops programs; elsewhere the hooks decide, and a
+        # qdisc kfunc the table does not know is allowed to no other program type
+        if allowed is not None and (
+                (so is not None and so.type_name == "Qdisc_ops" and (so.type_name, so.member) not in allowed)
+                or (so is None and name not in K.kernel_table()["kfuncs"])):
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
-        return CallChecker(self, insn, st, sem).run()
+        nxt = CallChecker(self, insn, st, sem).run()
+        if isinstance(meaning, HelperRef) and name in K.PACKET_CHANGING_HELPERS:
+            dynptr.invalidate_packet_pointers(st, Tombstone("released", insn.idx, via=name))
+        return nxt
 
     def _is_kernel_function(self, name: str) -> bool:
         return name in K.kernel_table()["kfuncs"] or name in self.env.kernel_funcs

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 6
+SEMANTICS_VERSION = 7
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -90,6 +90,7 @@ EFFECT_RCU_LOCK = "rcu_lock"
 EFFECT_RCU_UNLOCK = "rcu_unlock"
 EFFECT_KPTR_XCHG = "kptr_xchg"
 EFFECT_CALLBACK_LOOP = "callback_loop"  # bpf_loop: callback(index, ctx)
+EFFECT_CALLBACK_DRAIN = "callback_drain"  # bpf_user_ringbuf_drain: callback(const dynptr, ctx)
 EFFECT_TAIL_CALL = "tail_call"
 EFFECT_PREEMPT_DISABLE = "preempt_disable"
 EFFECT_PREEMPT_ENABLE = "preempt_enable"
@@ -99,7 +100,8 @@ EFFECT_THROW = "throw"                  # bpf_throw: an exception exit
 # kernel/bpf/helpers.c kfunc_init(): generic_kfunc_set is registered for these hooks only
 # (LSM programs share the tracing hook; the cgroup hook covers the BPF_PROG_TYPE_CGROUP_* types).
 GENERIC_PROGS = frozenset({"tracing", "lsm", "sched_cls", "xdp", "struct_ops", "syscall", "cgroup_skb",
-                           "cgroup"})
+                           "cgroup", "cgroup_sock", "cgroup_sock_addr", "cgroup_sockopt", "cgroup_sysctl",
+                           "cgroup_device"})
 TASK_PROGS = GENERIC_PROGS
 CPUMASK_PROGS = frozenset({"tracing", "lsm", "struct_ops", "syscall"})   # kernel/bpf/cpumask.c
 ANY_PROGS = frozenset()          # empty: not restricted by our model
@@ -353,6 +355,11 @@ _HELPERS: list[Semantics] = [
     Semantics("bpf_loop", (Arg("nr_loops", SCALAR), Arg("callback_fn", CALLBACK), Arg("callback_ctx", ANY),
                            Arg("flags", SCALAR)), RET_SCALAR, effect=EFFECT_CALLBACK_LOOP, is_helper=True,
               helper_id=181, summary="calls `callback_fn(index, ctx)` up to `nr_loops` times"),
+    Semantics("bpf_user_ringbuf_drain", (Arg("map", ANY), Arg("callback_fn", CALLBACK), Arg("ctx", ANY),
+                                         Arg("flags", SCALAR)), RET_SCALAR, effect=EFFECT_CALLBACK_DRAIN,
+              is_helper=True, helper_id=209,
+              summary="calls `callback_fn(dynptr, ctx)` for each sample user space wrote; the dynptr is const: "
+                      "the callback may read it, not release or re-create it"),
 ]
 
 KFUNCS: dict[str, Semantics] = {s.name: s for s in _KFUNCS}
@@ -384,6 +391,48 @@ _HELPER_RETS = {"RET_INTEGER": RET_SCALAR, "RET_VOID": RET_VOID, "RET_PTR_TO_MAP
                 "RET_PTR_TO_MEM_OR_BTF_ID": RET_MEM, "RET_PTR_TO_DYNPTR_MEM": RET_MEM,
                 "RET_PTR_TO_SOCKET": RET_CAST_SOCKET, "RET_PTR_TO_TCP_SOCK": RET_CAST_SOCKET,
                 "RET_PTR_TO_SOCK_COMMON": RET_CAST_SOCKET}
+# check_map_func_compatibility(), first half: map types usable only with these helpers (by name)
+_RINGBUF_FUNCS = frozenset({"bpf_ringbuf_output", "bpf_ringbuf_reserve", "bpf_ringbuf_query",
+                            "bpf_ringbuf_reserve_dynptr", "bpf_ringbuf_submit_dynptr", "bpf_ringbuf_discard_dynptr"})
+_PERF_FUNCS = frozenset({"bpf_perf_event_read", "bpf_perf_event_output", "bpf_skb_output",
+                         "bpf_perf_event_read_value", "bpf_xdp_output"})
+MAP_TYPE_FUNCS: dict[int, frozenset[str]] = {
+    3: frozenset({"bpf_tail_call"}), 4: _PERF_FUNCS, 27: _RINGBUF_FUNCS,
+    31: frozenset({"bpf_user_ringbuf_drain"}), 7: frozenset({"bpf_get_stackid"}),
+    8: frozenset({"bpf_skb_under_cgroup", "bpf_current_task_under_cgroup"}),
+    19: frozenset({"bpf_get_local_storage"}), 21: frozenset({"bpf_get_local_storage"}),
+    14: frozenset({"bpf_redirect_map", "bpf_map_lookup_elem"}), 25: frozenset({"bpf_redirect_map", "bpf_map_lookup_elem"}),
+    16: frozenset({"bpf_redirect_map"}), 17: frozenset({"bpf_redirect_map", "bpf_map_lookup_elem"}),
+    12: frozenset({"bpf_map_lookup_elem"}), 13: frozenset({"bpf_map_lookup_elem"}),
+    20: frozenset({"bpf_sk_select_reuseport"}),
+    22: frozenset({"bpf_map_peek_elem", "bpf_map_pop_elem", "bpf_map_push_elem"}),
+    23: frozenset({"bpf_map_peek_elem", "bpf_map_pop_elem", "bpf_map_push_elem"}),
+    24: frozenset({"bpf_sk_storage_get", "bpf_sk_storage_delete", "bpf_kptr_xchg"}),
+    28: frozenset({"bpf_inode_storage_get", "bpf_inode_storage_delete", "bpf_kptr_xchg"}),
+    29: frozenset({"bpf_task_storage_get", "bpf_task_storage_delete", "bpf_kptr_xchg"}),
+    32: frozenset({"bpf_cgrp_storage_get", "bpf_cgrp_storage_delete", "bpf_kptr_xchg"}),
+    30: frozenset({"bpf_map_peek_elem", "bpf_map_push_elem"}),
+}
+
+
+# bpf_helper_changes_pkt_data() (net/core/filter.c): after these, every packet pointer and every
+# slice of an skb/xdp dynptr is invalid (clear_all_pkt_pointers)
+PACKET_CHANGING_HELPERS = frozenset(f"bpf_{n}" for n in (
+    "clone_redirect l3_csum_replace l4_csum_replace lwt_push_encap lwt_seg6_action lwt_seg6_adjust_srh "
+    "lwt_seg6_store_bytes msg_pop_data msg_pull_data msg_push_data skb_adjust_room skb_change_head "
+    "skb_change_proto skb_change_tail skb_pull_data skb_store_bytes skb_vlan_pop skb_vlan_push "
+    "store_hdr_opt xdp_adjust_head xdp_adjust_meta xdp_adjust_tail tail_call").split())
+
+
+def helper_map_args(helper_id: int) -> tuple[int, ...]:
+    """Argument positions where the helper takes a map (ARG_CONST_MAP_PTR)."""
+    entry = kernel_table()["helpers"].get(str(helper_id))
+    return tuple(i for i, kinds in enumerate((entry or {}).get("args", ())) if "ARG_CONST_MAP_PTR" in kinds)
+
+
+# the UAPI struct a socket return is read as (its fields have per-struct access rules)
+SOCKET_VIEWS = {"RET_PTR_TO_SOCKET": "bpf_sock", "RET_PTR_TO_TCP_SOCK": "bpf_tcp_sock",
+                "RET_PTR_TO_SOCK_COMMON": "bpf_sock_common"}
 # is_ptr_cast_function(): the result carries the argument's reference
 PTR_CASTS = {"bpf_sk_fullsock", "bpf_tcp_sock", "bpf_skc_to_tcp_sock", "bpf_skc_to_tcp6_sock",
               "bpf_skc_to_udp6_sock", "bpf_skc_to_udp_sock", "bpf_skc_to_tcp_timewait_sock",
@@ -439,6 +488,9 @@ def _generated_helper(helper_id: int) -> Semantics | None:
     if ret == RET_CAST_SOCKET and entry["name"] not in PTR_CASTS:
         ret = RET_SOCKET if entry["ret"] == ["RET_PTR_TO_SOCKET"] else RET_CAST_SOCKET
     structs = entry.get("ret_struct") or []
+    sockets = {SOCKET_VIEWS[r] for r in entry["ret"] if r in SOCKET_VIEWS}
+    if len(sockets) == 1 and not structs:
+        structs = list(sockets)
     return Semantics(entry["name"], (), ret, frozenset(flags), ret_type=structs[0] if len(structs) == 1 else "",
                      is_helper=True, helper_id=helper_id, generated=True,
                      summary="prototype from the kernel's helper definitions; no ownership effect")

@@ -1,7 +1,9 @@
 """State pruning: when an explored state subsumes the current one, the path need not go on."""
 from __future__ import annotations
 
-from .domain import NON_OWN, NOT_INIT, SCALAR, U64, ZERO_SLOT, Reg, State
+from dataclasses import replace
+
+from .domain import MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
 
 
 def state_shape(st: State) -> tuple:
@@ -50,7 +52,7 @@ def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
                     if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
                             and cv is not None):
                         return False
-            elif ov != cv and ov == ZERO_SLOT:
+            elif ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes)):
                 return False
         for slot, cv in fc.stack.items():
             if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
@@ -84,3 +86,65 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
             (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
         return False
     return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)
+
+
+def only_scalars_differ(old: State, cur: State, live: frozenset | None, live_at) -> bool:
+    """Whether `old` would subsume `cur` if the scalars in which they differ were forgotten."""
+    c = cur.copy()
+    widen(old, c, to_unknown=True)
+    return subsumes(_forgetting(c, old), c, live, live_at)
+
+
+def _forgetting(widened: State, old: State) -> State:
+    """`old` with every scalar `widened` forgot (made unknown) forgotten too."""
+    o = old.copy()
+    for fw, fo in zip(widened.frames, o.frames):
+        for r, (w, v) in enumerate(zip(fw.regs, fo.regs)):
+            if w.type == SCALAR and v.type == SCALAR and w.umin == 0 and w.umax == U64 and w.smin == S64_MIN:
+                fo.regs[r] = w
+        for slot, w in fw.stack.items():
+            v = fo.stack.get(slot)
+            if (isinstance(w, Reg) and isinstance(v, Reg) and w.type == SCALAR and v.type == SCALAR
+                    and w.umin == 0 and w.umax == U64 and w.smin == S64_MIN) or (w == MISC and isinstance(v, KnownBytes)):
+                fo.stack[slot] = w
+    return o
+
+
+def widen(old: State, cur: State, to_unknown: bool) -> bool:
+    """At an iterator's `next` call, make `cur` cover `old` where only scalars differ.
+
+    An open-coded iterator loop has no bound we could unroll to; the kernel makes it converge by
+    forgetting the loop-carried scalars no check depends on (widen_imprecise_scalars). We have no
+    precision marks, so a scalar that differs between two visits is joined with its old range,
+    and after a few joins forgotten. Only scalars widen: pointers, references and locks must
+    still match for the loop to converge. Returns whether anything changed.
+    """
+    changed = False
+    for fo, fc in zip(old.frames, cur.frames):
+        for r, (o, c) in enumerate(zip(fo.regs, fc.regs)):
+            w = _widen_scalar(o, c, to_unknown)
+            if w is not None:
+                fc.regs[r] = w
+                changed = True
+        for slot, c in list(fc.stack.items()):
+            o = fo.stack.get(slot)
+            if isinstance(o, Reg) and isinstance(c, Reg):
+                w = _widen_scalar(o, c, to_unknown)
+                if w is not None:
+                    fc.stack[slot] = w
+                    changed = True
+            elif isinstance(c, KnownBytes) and o != c:
+                fc.stack[slot] = MISC
+                changed = True
+    return changed
+
+
+def _widen_scalar(o: Reg, c: Reg, to_unknown: bool) -> Reg | None:
+    if o.type != SCALAR or c.type != SCALAR or o.tomb is not None or c.tomb is not None:
+        return None
+    if o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax:
+        return None
+    if to_unknown:
+        return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time)
+    return replace(c, umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
+                   smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time)

@@ -9,13 +9,14 @@ valid bpf_spin_lock", "R1 has no valid kptr") point far from the cause. We keep 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..frontend.btf import Btf, BtfError, Kind
 
 LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT = (
     "bpf_spin_lock", "bpf_list_head", "bpf_rb_root", "bpf_list_node", "bpf_rb_node", "bpf_refcount")
 MAX_FIELD_DEPTH = 32      # nesting of structs inside structs before we call it a loop
+MAX_REPEAT = 1024         # array elements whose kptrs and roots we track
 SPECIAL_STRUCTS = {LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT, "bpf_res_spin_lock"}
 
 
@@ -54,6 +55,30 @@ class Record:
     @property
     def has_graph(self) -> bool:
         return bool(self.roots)
+
+
+def _merge(rec: Record, part: Record, off: int, kptrs_and_roots_only: bool) -> None:
+    """Adds the fields of `part` (built at offset 0) to `rec`, shifted to `off`."""
+    if not part.valid:
+        rec.valid, rec.cause = False, part.cause
+        return
+    for o, k in part.kptrs.items():
+        rec.kptrs[o + off] = replace(k, off=o + off)
+    for o, r in part.roots.items():
+        rec.roots[o + off] = r
+    for o, sp in part.special.items():
+        if not kptrs_and_roots_only or sp[0] in (LIST_HEAD, RB_ROOT):
+            rec.special[o + off] = sp
+    if kptrs_and_roots_only:
+        return
+    if part.spin_lock_off is not None:
+        if rec.spin_lock_off is not None:
+            rec.valid, rec.cause = False, "it has more than one bpf_spin_lock"
+        rec.spin_lock_off = part.spin_lock_off + off
+    for o, n in part.nodes.items():
+        rec.nodes[o + off] = n
+    if part.refcount_off is not None:
+        rec.refcount_off = part.refcount_off + off
 
 
 def _contains_tag(tags: list[str]) -> tuple[str, str] | None:
@@ -145,10 +170,16 @@ class RecordBuilder:
         rid = btf.resolve(type_id)
         t = btf[rid]
         if t.kind == Kind.ARRAY:
-            # arrays of special fields are only allowed for kptrs/timers; look at the first element
             elem = btf[btf.resolve(t.elem_type)]
-            if elem.kind in (Kind.STRUCT, Kind.PTR):
-                self._field(rec, name, t.elem_type, off, tags, depth + 1)
+            if elem.kind not in (Kind.STRUCT, Kind.PTR, Kind.ARRAY):
+                return
+            first = Record()
+            self._field(first, name, t.elem_type, 0, tags, depth + 1)
+            _merge(rec, first, off, kptrs_and_roots_only=False)
+            # btf_repeat_fields(): kptrs, list heads and rbtree roots repeat in every element
+            esize = btf.size_of(t.elem_type)
+            for i in range(1, min(t.nelems, MAX_REPEAT) if esize else 1):
+                _merge(rec, first, off + i * esize, kptrs_and_roots_only=True)
             return
         if t.kind == Kind.PTR:
             ptags = btf.type_tags(t.type_id)

@@ -2,7 +2,7 @@
 
 | code | fix |
 |---|---|
-| reference-leak | release on the leaking path: `bpf_obj_drop(e)` (through `container_of` when the variable is a list/rbtree node pointer), `bpf_task_release(t)`, `bpf_cpumask_release(m)`, `bpf_ringbuf_discard(p, 0)`, ...; a `return` that still reads the object keeps its value in a temporary first |
+| reference-leak | release on the leaking path: `bpf_obj_drop(e)` (through `container_of` when the variable is a list/rbtree node pointer), `bpf_task_release(t)`, `bpf_cpumask_release(m)`, `bpf_ringbuf_discard(p, 0)`, `bpf_ringbuf_discard_dynptr(&ptr, 0)` for a reserved dynptr, ...; a `return` that still reads the object keeps its value in a temporary first |
 | tail-call-leak | the release that follows the tail call moves before it; else the release is inserted before it |
 | throw-leak | the release before `bpf_throw()` (which never returns) |
 """
@@ -65,6 +65,28 @@ def release_statement(ctx: Context, var: str) -> tuple[str, str] | None:
     return name, call
 
 
+def reserved_dynptr(ctx: Context) -> str | None:
+    """`&ptr` when the reference is a ring-buffer dynptr (`bpf_ringbuf_reserve_dynptr(&rb, n, 0, &ptr)`):
+    what the discard takes is the dynptr's address, the reserve's last argument."""
+    name = "bpf_ringbuf_reserve_dynptr"
+    acquired = ctx.insn("acquired")
+    if acquired is None or ctx.finding.arg("kind") != "ringbuf":
+        return None
+    text = ctx.src.call_text(acquired, name)
+    inner = text[len(name):].strip()[1:-1] if text.startswith(name + "(") else ""
+    args, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            args.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        cur += ch
+    args.append(cur.strip())
+    return args[3] if len(args) == 4 and args[3] else None
+
+
 def _return_type(lines: list[str], line: int) -> str:
     """The return type of the function around `line`, from its header (`int BPF_PROG(...)` -> int)."""
     for j in range(line - 1, 0, -1):
@@ -90,6 +112,10 @@ class _HeldReference(Handler):
         return [(ctx.insn("acquired"), f"{ctx.args['what']} acquired here by {ctx.args['acquire_call']}", False)]
 
     def fix(self, ctx):
+        dynptr = reserved_dynptr(ctx)
+        if dynptr is not None:
+            name = "bpf_ringbuf_discard_dynptr"
+            return self.release(ctx, dynptr, name, f"{name}({dynptr}, 0);")
         var = ctx.reference_variable() or ""
         release = release_statement(ctx, var)
         return self.release(ctx, var, *release) if release is not None else None
