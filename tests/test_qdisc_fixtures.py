@@ -31,7 +31,8 @@ def qdisc_analyzer():
     from bpf_lsp.settings import Settings
     from conftest import BUILD, corpus_include_dirs
     settings, _ = Settings().updated({"includeDirs": [*corpus_include_dirs(), str(FIXTURES / "include"),
-                                                      str(QDISC / "include")]})
+                                                      str(QDISC / "include")],
+                                      "verifierTimeoutMs": 0})   # no wall-time budget: see conftest.analyzer
     return Analyzer(settings, cache_dir=BUILD / "cache", build_pch_synchronously=True)
 
 

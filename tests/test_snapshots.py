@@ -27,7 +27,8 @@ FILES = sorted(FIXTURES.glob("*.bpf.c")) + sorted(QDISC.glob("*.bpf.c"))
 @pytest.fixture(scope="module")
 def snapshot_analyzer():
     settings, problems = Settings().updated({"includeDirs": [*corpus_include_dirs(), str(FIXTURES / "include"),
-                                                             str(QDISC / "include")]})
+                                                             str(QDISC / "include")],
+                                             "verifierTimeoutMs": 0})   # no wall-time budget: see conftest.analyzer
     assert not problems
     return Analyzer(settings, cache_dir=BUILD / "cache", build_pch_synchronously=True)
 

@@ -57,15 +57,16 @@ class CallChecker:
         sem = self.sem
         if sem.generated and sem.is_helper:
             self.check_generated_helper_args()
-        dynptrs = DynptrCall(self.it, self.st, self.insn.idx, sem)
-        known = dynptrs.check() if dynptrs.params else False
+        params = self.it.dynptr_params(sem)
+        dynptrs = DynptrCall(self.it, self.st, self.insn.idx, sem, params) if params else None
+        known = dynptrs.check() if dynptrs is not None else False
         for i, arg in enumerate(sem.args):
             self.check_arg(i, arg)
         self.check_release_target()
         self.apply_effect()
         if known:
             dynptrs.apply()
-        elif dynptrs.params and sem.name in SLICE_SIZE_REG:
+        elif dynptrs is not None and sem.name in SLICE_SIZE_REG:
             self.regs[0] = replace(ANY, type_name=f"a slice of an unknown dynptr from {sem.name}()")
         return self.insn.idx + 1
 

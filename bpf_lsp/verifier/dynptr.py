@@ -104,9 +104,10 @@ def overwrite_check(it: Interpreter, st: State, fr, slot: int, idx: int) -> None
 class DynptrCall:
     """The dynptr arguments of one call: checked before its effects, applied after."""
 
-    def __init__(self, it: Interpreter, st: State, insn_idx: int, sem: K.Semantics):
+    def __init__(self, it: Interpreter, st: State, insn_idx: int, sem: K.Semantics,
+                 params: tuple[DynptrParam, ...]):
         self.it, self.st, self.idx, self.sem = it, st, insn_idx, sem
-        self.params = dynptr_params(sem, it.env.kernel_funcs, it.env.kernel_uninit_args)
+        self.params = params
         self.source: Reg | None = None     # the initialized dynptr a USE argument passed
         self.args = list(st.cur.regs[:6])   # R1-R5 as passed (the call clobbers them)
         r = SLICE_SIZE_REG.get(sem.name)

@@ -117,6 +117,7 @@ class Interpreter:
         self.next_id = 1
         self.live = live_registers(prog)
         self.iter_next_calls = self._iter_next_calls()
+        self._dynptr_params: dict[tuple, tuple] = {}
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
@@ -239,6 +240,13 @@ class Interpreter:
         except Exception:  # malformed BTF: treat every parameter as a scalar
             return [("scalar", "", 0)] * 5
         return out
+
+    def dynptr_params(self, sem: K.Semantics) -> tuple:
+        """The dynptr arguments of a helper or kfunc (read once per function, not per call visited)."""
+        key = (sem.is_helper, sem.helper_id if sem.is_helper else sem.name)
+        if key not in self._dynptr_params:
+            self._dynptr_params[key] = dynptr.dynptr_params(sem, self.env.kernel_funcs, self.env.kernel_uninit_args)
+        return self._dynptr_params[key]
 
     def _iter_next_calls(self) -> set[int]:
         calls = set()

@@ -413,7 +413,10 @@ class ChaosSession:
             init = await client.request("initialize", {
                 "processId": os.getpid(), "rootUri": self._uri(str(self.workdir)),
                 "capabilities": self._capabilities(),
-                "initializationOptions": {"includeDirs": self.include_dirs, "debounceMs": 50},
+                # no wall-time budget: the final check compares with a fresh analysis, which a busy
+                # machine must not make differ
+                "initializationOptions": {"includeDirs": self.include_dirs, "debounceMs": 50,
+                                          "verifierTimeoutMs": 0},
                 "clientInfo": {"name": "bpf-lsp-chaos", "version": "0"}}, timeout=60)
             if "result" not in init:
                 report.failures.append(Failure("chaos", "initialize", [], "crash", "initialize failed",
@@ -724,7 +727,7 @@ class ChaosSession:
         self.budget = self.rng.choice((1_000_000, 200_000))
         self.client.notify("workspace/didChangeConfiguration", {"settings": {"bpfLsp": {
             "includeDirs": self.include_dirs, "debounceMs": self.rng.choice((0, 50, 150)),
-            "verifierBudget": self.budget}}})
+            "verifierBudget": self.budget, "verifierTimeoutMs": 0}}})
 
     async def a_huge(self) -> None:
         """A document of a few MB (analysed) or over the 4 MiB limit (refused with one diagnostic)."""
@@ -777,7 +780,8 @@ class ChaosSession:
         analyzer = make_analyzer(self.include_dirs)
         from bpf_lsp.settings import Settings
         analyzer.update_settings(Settings().updated({"includeDirs": self.include_dirs,
-                                                     "verifierBudget": self.budget})[0])
+                                                     "verifierBudget": self.budget,
+                                                     "verifierTimeoutMs": 0})[0])
         settled = await asyncio.gather(*(self._final_diagnostics(doc) for doc in finals), return_exceptions=True)
         for doc, got in zip(finals, settled):
             if isinstance(got, BaseException):
