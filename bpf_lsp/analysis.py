@@ -358,6 +358,11 @@ class Analyzer:
             h.update(f"{insn.code},{insn.dst},{insn.src},{insn.off},{insn.imm},{insn.imm64};".encode())
         for idx in sorted(prog.meanings):
             h.update(f"{idx}={prog.meanings[idx]!r};".encode())
+        # the same instructions verify differently under another BTF signature (global functions
+        # are checked against their prototypes), and findings name the functions
+        for fn in prog.functions:
+            h.update(f"{fn.name}@{fn.start}:{fn.btf_id}:{fn.is_global};".encode())
+        h.update(f"exception_cb={prog.exception_cb};".encode())
         h.update(btf_hash.encode())
         # line info changes where findings land, not what they are: rendering is redone each time,
         # so positions are keyed separately by the caller

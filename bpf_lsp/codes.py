@@ -342,7 +342,8 @@ _CODES += [
          "A helper argument has the wrong kind of value (e.g. a released or maybe-NULL pointer).",
          "Helper arguments are checked against the helper's prototype (`check_reg_type`).",
          "bpf_ringbuf_submit(p, 0);\nbpf_ringbuf_submit(p, 0);",
-         "Pass the value the helper expects: the pointer returned by the acquiring helper, checked for NULL."),
+         "Pass the value the helper expects: the pointer returned by the acquiring helper, checked for NULL.", "",
+         (("from_mem", "Unsupported reg type {type} for bpf_dynptr_from_mem data"),)),
     Code("kfunc-arg-not-pointer", "error",
          "arg#{arg} pointer type STRUCT {btf_type} must point to scalar, or struct with scalar",
          "{call} needs a pointer to struct {btf_type}, but {var} {state}",
@@ -477,7 +478,7 @@ _CODES += [
                    ("const", "At program exit the register R0 has smin={smin} smax={smax} should have been in [0, 0]"))),
     Code("kfunc-arg-btf-mismatch", "error",
          "kernel function {func} args#{arg} expected pointer to STRUCT {want} but R{reg} has a pointer to STRUCT {got}",
-         "{call} releases a struct {want}, but {var} is a struct {got}",
+         "{call} takes a struct {want}, but {var} is a struct {got}",
          "A release kfunc for one type is called on another.",
          "Release kfuncs match their argument type strictly.",
          "bpf_task_release(skb);", "Use the release kfunc for this type."),
@@ -494,7 +495,9 @@ _CODES += [
          "A list/rbtree kfunc got a pointer that is not at a head/root or node field.",
          "Graph kfuncs need the exact field named in the type's BTF.",
          "bpf_list_push_back(&v->not_a_head, &e->node);",
-         "Pass &value->head (or &obj->node)."),
+         "Pass &value->head (or &obj->node).", "",
+         (("var_off_root", "R{reg} doesn't have constant offset. {field} has to be at the constant offset"),
+          ("var_off_node", "variable ptr_ access var_off=(0x0; 0xffffffff) disallowed"))),
     Code("tracing-graph", "error",
          "tracing progs cannot use bpf_{{list_head,rb_root}} yet",
          "{prog_type} programs cannot use maps holding a bpf_list_head or bpf_rb_root",
@@ -628,7 +631,81 @@ _CODES += [
          "struct bpf_sock *sk = skb->sk;\nif (sk)\n\treturn sk->type;   /* needs bpf_sk_fullsock(sk) */",
          "Read the field at its own offset and size; call `bpf_sk_fullsock()` before reading fields of a full "
          "socket.", "",
-         (("common", "R{reg} invalid sock_common access off={off} size={size}"),)),
+         (("common", "R{reg} invalid sock_common access off={off} size={size}"),
+          ("tcp", "R{reg} invalid tcp_sock access off={off} size={size}"))),
+    Code("exception-callback", "error",
+         "exception cb only supports single integer argument",
+         "the exception callback {problem}",
+         "The function a program names with `__exception_cb(fn)` breaks a rule of exception callbacks.",
+         "After `bpf_throw()` the kernel unwinds the program and calls its exception callback with the cookie "
+         "instead of returning; it verifies the callback alone, as a global `int fn(u64 cookie)` that nothing "
+         "else calls (one per program).",
+         "__noinline int on_throw(u64 cookie, int extra) { return 0; }\n\nSEC(\"tc\")\n__exception_cb(on_throw)\n"
+         "int prog(struct __sk_buff *ctx) { bpf_throw(1); return 0; }",
+         "Declare it as a global `int fn(u64 cookie)`, name one per program, and never call it yourself.", "",
+         (("multiple", "multiple exception callback tags for main subprog"),
+          ("missing", "exception callback '{func}' could not be found in BTF"),
+          ("static", "exception callback '{func}' must have global linkage"),
+          ("direct_call", "insn {insn_idx} cannot call exception cb directly"))),
+    Code("global-func-return", "error",
+         "Global function {func}() doesn't return scalar. Only those are supported.",
+         "global function {call} must return an integer",
+         "A global (non-static) BPF function returns a pointer, a struct or nothing.",
+         "The kernel verifies each global function once, on its own, from its BTF prototype; the caller "
+         "only learns the return value is a number, so nothing else can be returned.",
+         "__noinline void *lookup(int k) { return 0; }",
+         "Return an integer, or make the function `static` so it is verified inline with its caller.", ""),
+    Code("ld-abs-restricted", "error",
+         "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region",
+         "this packet load (a BPF_LD_ABS/IND instruction) {problem}",
+         "A legacy packet load (`load_byte()`/`load_half()`/`load_word()`, BPF_LD_ABS or BPF_LD_IND) where "
+         "the kernel forbids it.",
+         "The instruction ends the program at run time when the offset is outside the packet, without "
+         "releasing references or leaving locked, RCU or preemption-disabled regions, so none may be "
+         "open; it also reads the packet through the context in R6 (check_ld_abs).",
+         "struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &t, sizeof(t), -1, 0);\nx = load_byte(skb, 0);",
+         "Release the reference or leave the region first, or read the packet with bpf_skb_load_bytes().", "",
+         (("refs", "BPF_LD_[ABS|IND] cannot be mixed with socket references"),
+          ("rcu", "BPF_LD_[ABS|IND] cannot be used inside bpf_rcu_read_lock-ed region"),
+          ("preempt", "BPF_LD_[ABS|IND] cannot be used inside bpf_preempt_disable-ed region"),
+          ("callback", "cannot use BPF_LD_[ABS|IND] within callback"),
+          ("prog_type", "BPF_LD_[ABS|IND] instructions not allowed for this program type"),
+          ("ctx", "at the time of BPF_LD_ABS|IND R6 != pointer to skb"))),
+    Code("btf-mem-access", "error",
+         "access beyond the end of member {member} (mend:{mend}) in struct {struct} with off {off} size {size}",
+         "{call} {problem}",
+         "A helper reads past the end of a kernel struct's field, or writes into a kernel object.",
+         "A pointer to a kernel object may be passed where a helper reads memory, but only within the field "
+         "it points into (btf_struct_walk); kernel objects are never written through helpers.",
+         "bpf_strncmp(task->comm, 17, \"foo\");   /* comm is char[16] */",
+         "Pass the field's own size (`sizeof(task->comm)`); copy into a buffer of your own to write.", "",
+         (("write", "{func}() may write into memory pointed by R{reg} type={type}"),)),
+    Code("rdonly-write", "error",
+         "R{reg} cannot write into rdonly_mem",
+         "{problem}",
+         "A write into read-only memory: a `bpf_dynptr_slice()` of packet data, or a writable slice where "
+         "the program type may not write packets.",
+         "`bpf_dynptr_slice()` may return a pointer into the caller's buffer or straight into the packet, "
+         "so it is read-only; `bpf_dynptr_slice_rdwr()` needs a program type that may change packet data.",
+         "hdr = bpf_dynptr_slice(&ptr, 0, buf, sizeof(buf));\nif (hdr)\n\thdr->h_proto = 1;",
+         "Use `bpf_dynptr_slice_rdwr()` (in tc or XDP programs) or `bpf_dynptr_write()` to change the data.", "",
+         (("prog", "the prog does not allow writes to packet data"),)),
+    Code("callback-return", "error",
+         "At callback return the register R0 has smin={smin} smax={smax} should have been in [0, 1]",
+         "this callback of {call} must return 0 or 1, but returns {smin}..{smax} here",
+         "A bpf_loop, bpf_user_ringbuf_drain or rbtree `less` callback returns something other than 0 or 1.",
+         "The helper reads the callback's return value as continue (0) or stop (1); `less` as a boolean, so the "
+         "kernel checks the range at the callback's exit.",
+         "static long cb(u32 i, void *ctx)\n{\n\treturn 2;\n}",
+         "Return 0 to go on or 1 to stop.", ""),
+    Code("size-not-constant", "error",
+         "R{reg} must be a known constant",
+         "the size passed to {call} must be a constant the verifier knows",
+         "A kfunc size argument marked `__szk` (constant size) gets a value known only at run time.",
+         "The returned slice's size becomes part of its type (`bpf_dynptr_slice`), so the verifier needs it "
+         "as a constant (check_kfunc_args).",
+         "hdr = bpf_dynptr_slice(&ptr, 0, buf, len);   /* len is a variable */",
+         "Pass a constant such as `sizeof(*hdr)`.", ""),
     Code("map-func-mismatch", "error",
          "cannot pass map_type {map_type} into func {func}#{helper_id}",
          "map '{map}' cannot be used with {call}: its map type works only with its own helpers",
@@ -730,6 +807,42 @@ ITER_UNINIT = "iter-uninit"
 MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
 MAP_FUNC_MISMATCH = "map-func-mismatch"
 INVALID_SOCK_ACCESS = "invalid-sock-access"
+EXCEPTION_CALLBACK = "exception-callback"
+GLOBAL_FUNC_RETURN = "global-func-return"
+
+LD_ABS_RESTRICTED = "ld-abs-restricted"
+BTF_MEM_ACCESS = "btf-mem-access"
+RDONLY_WRITE = "rdonly-write"
+CALLBACK_RETURN = "callback-return"
+SIZE_NOT_CONSTANT = "size-not-constant"
+
+# the `{problem}` of a code's message, per variant of the finding (formatted with its args)
+PROBLEMS = {
+    EXCEPTION_CALLBACK: {
+        "multiple": "is named more than once: a program has at most one __exception_cb",
+        "missing": "'{func}' is not a function of this object",
+        "static": "'{func}' must be a global function (not static)",
+        "direct_call": "'{func}' is called directly here; only bpf_throw() may run it",
+        "signature": "'{func}' must take exactly one integer argument (the bpf_throw() cookie)",
+    },
+    BTF_MEM_ACCESS: {
+        "": "would read {size} bytes at offset {off} of struct {struct}, past the end of its field '{member}'",
+        "write": "would write into a kernel object (struct {struct}); helpers may only read it",
+    },
+    RDONLY_WRITE: {
+        "": "{var} points to read-only memory (a bpf_dynptr_slice()); it cannot be written",
+        "prog": "{call} gives writable packet data, which {prog_type} programs may not change",
+    },
+    LD_ABS_RESTRICTED: {
+        "lock": "cannot run while a bpf_spin_lock is held",
+        "refs": "cannot run while the program holds a reference (acquired on line {acquire_line})",
+        "rcu": "cannot run inside an RCU read-side section",
+        "preempt": "cannot run while preemption is disabled",
+        "callback": "cannot run inside a callback",
+        "prog_type": "is only allowed in socket filter and tc programs",
+        "ctx": "needs the context pointer in R6",
+    },
+}
 
 
 def kernel_message(code: str, args: dict) -> str:

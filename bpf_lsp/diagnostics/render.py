@@ -24,18 +24,24 @@ STATE_WORDS = {"released": "was already released", "unlocked": "is a non-owning 
                "non_owning": "is a non-owning reference (its object belongs to a collection)",
                "scalar": "is not a pointer", "untrusted": "is not a trusted pointer",
                "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference",
-               "not_percpu": "is not a per-CPU pointer"}
+               "not_percpu": "is not a per-CPU pointer", "maybe_null": "may be NULL here",
+               "not_map_value": "does not point into a map value",
+               "ctx": "is the context pointer, not memory of the argument's type"}
 
 
 # what a helper argument needed (helper-arg-type's `expected`, the kernel's spelling) in words
 EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve()",
                   "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_": "a per-CPU kernel variable or object",
-                  "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_": "a socket reference"}
+                  "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_": "a socket reference",
+                  "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_": "a pointer to memory",
+                  "ctx": "the program's context pointer",
+                  "ptr_, trusted_ptr_, rcu_ptr_": "a trusted kernel pointer",
+                  "map_value": "memory of a map value"}
 # the template arguments `render` fills for every finding; the rest come from the finding's own args
 # (tests/test_codes_render.py checks every template against these and its emitters)
 RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "acquire_line", "what", "release_call", "release_line",
                            "insert_call", "insert_line", "unlock_call", "unlock_line", "lock", "lock_line", "held",
-                           "held_line", "rcu_line", "state", "expected_words"})
+                           "held_line", "rcu_line", "state", "expected_words", "problem"})
 UNKNOWN_LINE = "?"
 
 
@@ -50,6 +56,8 @@ def _lock_name(src: ProgramSources, lock_insn: int | None, holder) -> str:
         text = src.call_text(lock_insn, "bpf_spin_lock")
         if text.startswith("bpf_spin_lock(") and text.endswith(")"):
             return f"'{text[len('bpf_spin_lock('):-1]}'"
+    if isinstance(holder, tuple) and holder and holder[0] == "inner":
+        return "the lock of an inner map's value"
     if isinstance(holder, tuple) and len(holder) == 2:
         return f"the lock of {holder[1]}"
     return "the lock"
@@ -232,6 +240,8 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     if f.code == C.UNSUPPORTED:
         args["what"] = f.arg("what", "this construct")
     args["expected_words"] = EXPECTED_WORDS.get(f.arg("expected", ""), "another kind of value")
+    if f.code in C.PROBLEMS:
+        args["problem"] = C.PROBLEMS[f.code].get(f.arg("variant", ""), "breaks a rule").format_map(args)
     message = code.message.format_map(args)
     # a place the object cannot name (no line info for it) is left out rather than shown as "?"
     message = re.sub(rf" (on|from) line {re.escape(UNKNOWN_LINE)}\b", "", message)

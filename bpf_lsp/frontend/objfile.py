@@ -175,6 +175,7 @@ class Program:
     functions: list[Function]
     obj: "BpfObject" = field(repr=False)
     struct_ops: StructOpsMember | None = None
+    exception_cb: str = ""                 # the main function's __exception_cb, appended like a subprogram
 
     def insn_at(self, idx: int) -> Insn | None:
         return self._by_index.get(idx)
@@ -511,6 +512,9 @@ class _Linker:
         queue: list[tuple[str, _Sym]] = [(section, main)]
         pending: list[tuple[int, str, int, bool]] = []  # (linked idx, section, target index, is_call)
 
+        # libbpf (1.3+) appends the function a main program names with __exception_cb (BTF decl
+        # tag "exception_callback:NAME") although nothing calls it; the kernel verifies it alone
+        exception_cb = self._exception_callback(main, obj)
         while queue:
             sec, sym = queue.pop(0)
             start = sym.value // 8
@@ -522,7 +526,7 @@ class _Linker:
             base = len(origins)
             placed[(sec, start)] = base
             functions.append(Function(sym.name, base, base + count, sec, start,
-                                      sym.bind == "STB_GLOBAL" and sec == ".text",
+                                      sym.bind in ("STB_GLOBAL", "STB_WEAK") and sec == ".text",
                                       self.btf_funcs.get(sym.name, 0)))
             for i in range(count):
                 origins.append(Origin(sec, start + i))
@@ -572,6 +576,8 @@ class _Linker:
                 key = (tsec, callee.value // 8)
                 if key not in placed and all(q[1] is not callee for q in queue):
                     queue.append((tsec, callee))
+            if not queue and exception_cb is not None and (".text", exception_cb.value // 8) not in placed:
+                queue.append((".text", exception_cb))
 
         for linked, tsec, tidx, is_call in pending:
             callee = self._func_containing(tsec, tidx) if tsec in self.code else None
@@ -584,7 +590,18 @@ class _Linker:
             if is_call:
                 pos = next(k for k, i in enumerate(insns) if i.idx == linked)
                 insns[pos] = replace(insns[pos], imm=target_idx - linked - 1)
-        return Program(main.name, section, kind, target, insns, origins, meanings, functions, obj)
+        return Program(main.name, section, kind, target, insns, origins, meanings, functions, obj,
+                       exception_cb=exception_cb.name if exception_cb is not None else "")
+
+    def _exception_callback(self, main: _Sym, obj: BpfObject) -> _Sym | None:
+        btf = obj.btf
+        main_id = self.btf_funcs.get(main.name, 0)
+        if btf is None or not main_id:
+            return None
+        names = [t[len("exception_callback:"):] for t in btf.decl_tags(main_id) if t.startswith("exception_callback:")]
+        if not names:
+            return None
+        return next((f for f in self.funcs.get(".text", []) if f.name == names[0]), None)
 
 
 def len_slots(insns: list[Insn]) -> int:

@@ -5,12 +5,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..frontend.isa import Insn
+from ..frontend.btf import BtfError
 from .. import codes as C
 from . import kfuncs as K
 from .domain import (ANY, ANYTHING, CTX, DYNPTR, ITER, PACKET, ALLOC, BTF_ID, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC,
                      NON_OWN, NOT_INIT, PERCPU, RCU, RINGBUF, SCALAR, SOCKET, STACK, TRUSTED, UNINIT,
                      UNKNOWN, UNTRUSTED, LockState, Reg, State, Tombstone, dead_pointer)
-from .dynptr import SLICE_SIZE_REG, DynptrCall
+from .dynptr import SLICE_SIZE_REG, DynptrCall, invalidate_packet_pointers
 from .findings import finding
 from .records import LIST_HEAD, LIST_NODE, RB_NODE, RB_ROOT
 
@@ -27,6 +28,12 @@ SOCK_MAP_TYPES = (15, 18)     # BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH
 XSKMAP_TYPE = 17
 ARRAY_MAP_TYPES = (2, 6)      # BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY
 HELPER_EXPECTED = {K.RINGBUF_MEM: "ringbuf_mem", K.SOCKET: "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"}
+# compatible_reg_types of the helper argument kinds that take memory, in the kernel's spelling
+MEM_TYPES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
+POINTER_ARG_EXPECTED = {"ARG_PTR_TO_MAP_KEY": MEM_TYPES, "ARG_PTR_TO_MAP_VALUE": MEM_TYPES, "ARG_PTR_TO_MEM": MEM_TYPES,
+                        "ARG_PTR_TO_UNINIT_MEM": MEM_TYPES, "ARG_PTR_TO_FIXED_SIZE_MEM": MEM_TYPES,
+                        "ARG_PTR_TO_CTX": "ctx", "ARG_PTR_TO_BTF_ID_SOCK_COMMON": HELPER_EXPECTED[K.SOCKET],
+                        "ARG_PTR_TO_PERCPU_BTF_ID": "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_"}
 
 
 class StopPath(Exception):
@@ -55,6 +62,8 @@ class CallChecker:
 
     def run(self) -> int | None:
         sem = self.sem
+        if sem.is_helper:
+            self.check_helper_scalar_args()
         if sem.generated and sem.is_helper:
             self.check_generated_helper_args()
         params = self.it.dynptr_params(sem)
@@ -66,11 +75,33 @@ class CallChecker:
         self.apply_effect()
         if known:
             dynptrs.apply()
+            if dynptrs.moves_packet():
+                invalidate_packet_pointers(self.st, Tombstone("released", self.insn.idx, via=sem.name))
         elif dynptrs is not None and sem.name in SLICE_SIZE_REG:
             self.regs[0] = replace(ANY, type_name=f"a slice of an unknown dynptr from {sem.name}()")
         return self.insn.idx + 1
 
     # ---- arguments
+    def check_helper_scalar_args(self) -> None:
+        """A number where every prototype of the helper takes a pointer (check_reg_type); only
+        NULL passes where a variant takes NULL."""
+        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
+        for i, kinds in enumerate(entry.get("args", ())[:5]):
+            reg = self.regs[i + 1]
+            if reg.type != SCALAR or not kinds:
+                continue
+            bases = {k.split("|")[0] for k in kinds}
+            if len(bases) != 1 or not all(k.startswith("ARG_PTR_TO_") for k in kinds):
+                continue
+            if reg.is_const and reg.const == 0 and any("MAYBE_NULL" in k for k in kinds):
+                continue
+            expected = POINTER_ARG_EXPECTED.get(bases.pop())
+            if expected is not None:
+                tomb = reg.tomb
+                self.fail(C.HELPER_ARG_TYPE, related=self._tomb_related(reg), reg=i + 1, type=reg.type_str(),
+                          expected=expected, state=self._state_words(reg), reason=tomb.reason if tomb else "",
+                          release_call=tomb.via if tomb else "")
+
     def check_generated_helper_args(self) -> None:
         """From the kernel's prototypes: a maybe-NULL pointer where no variant of the helper takes
         NULL (check_reg_type finds no compatible type). Nothing else is known of these arguments."""
@@ -195,6 +226,32 @@ class CallChecker:
                       key=(C.KFUNC_ARG_NOT_POINTER, tomb.at if tomb else self.insn.idx))
         if trusted_checked:
             self._need_trusted(r, reg, arg)
+        if reg.type == BTF_ID and arg.btf_type and reg.type_name and not reg.off and not reg.has(ALLOC) \
+                and not self._struct_is_or_starts_with(reg.type_name, arg.btf_type):
+            self.fail(C.KFUNC_ARG_BTF_MISMATCH, arg=i, reg=r, want=arg.btf_type, got=reg.type_name)
+
+    def _struct_is_or_starts_with(self, got: str, want: str) -> bool:
+        """btf_struct_ids_match() without strictness: `got` is `want`, or begins with it (its first
+        member, recursively). Flavours (`task_struct___old`) are the kernel type; unknown is a match."""
+        got, want = got.split("___")[0], want.split("___")[0]
+        btf = self.it.btf
+        for _ in range(8):
+            if got == want:
+                return True
+            t = btf.struct_by_name(got) if btf is not None else None
+            if t is None or t.kind.name != "STRUCT":
+                return t is None      # a struct the object does not describe: nothing known
+            first = t.members[0] if t.members else None
+            if first is None or first.offset:
+                return False
+            try:
+                m = btf[btf.resolve(first.type_id)]
+            except (BtfError, KeyError, IndexError):
+                return True
+            if m.kind.name != "STRUCT" or not m.name:
+                return False
+            got = m.name.split("___")[0]
+        return True
 
     def arg_alloc_obj(self, i, r, reg, arg, trusted_checked):
         self._need_trusted(r, reg, arg)
@@ -239,6 +296,8 @@ class CallChecker:
         else:
             self.fail(C.INVALID_DEREF, reg=r, type=reg.type_str())
             return
+        if reg.var_off:
+            self.fail(C.GRAPH_FIELD_NOT_FOUND, variant="var_off_root", reg=r, field=want, off=reg.off)
         root = rec.roots.get(reg.off) if rec.valid else None
         if root is None or root.kind != want:
             self.fail(C.GRAPH_FIELD_NOT_FOUND, field=want, off=reg.off)
@@ -270,6 +329,8 @@ class CallChecker:
         self.node_arg = (i, reg)
 
     def _node_matches(self, i, r, reg, want: str) -> None:
+        if reg.var_off:
+            self.fail(C.GRAPH_FIELD_NOT_FOUND, variant="var_off_node", reg=r, field=want, off=reg.off)
         rec = self.it.records.for_type(reg.btf_id)
         if rec.valid and rec.nodes.get(reg.off) != want:
             self.fail(C.GRAPH_FIELD_NOT_FOUND, field=want, off=reg.off)
@@ -297,7 +358,10 @@ class CallChecker:
     def arg_spin_lock(self, i, r, reg, arg, trusted_checked):
         if self.st.in_graph_callback:
             self.fail(C.RBTREE_CB_LOCK)
-        if self._inner_map_value(reg):
+        if reg.type == MAP_VALUE and reg.map is None:
+            # an inner map's value: its layout is not modelled, but which lookup it came from is
+            # (the kernel tells locks apart by map_uid and the lookup's id): lock and unlock must agree
+            self.lock_target = (("inner", reg.id), reg.off)
             return
         if reg.type == MAP_VALUE and reg.map is not None:
             rec = self.it.records.for_type(reg.map.value_type_id)

@@ -43,6 +43,7 @@ RCU = "rcu"
 UNTRUSTED = "untrusted"
 PERCPU = "percpu"
 RINGBUF = "ringbuf"
+RDONLY = "rdonly"          # MEM_RDONLY: memory the program may read, not write (bpf_dynptr_slice)
 
 
 def to_signed(v: int) -> int:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import codes as C
 from . import kfuncs as K
-from .domain import (ANYTHING, DYNPTR, MAYBE_NULL, MEM, MISC, PACKET, PACKET_END, STACK, Reg, State, Tombstone,
+from .domain import (ANYTHING, DYNPTR, MAYBE_NULL, MEM, MISC, RDONLY, PACKET, PACKET_END, STACK, Reg, State, Tombstone,
                      dead_pointer)
 from .findings import finding
 
@@ -34,6 +34,11 @@ SLICE_PREFIX = "slice of a dynptr: "    # a slice's type_name, then its dynptr's
 PACKET_DYNPTRS = ("skb", "xdp", "skb_meta")
 # functions returning a slice: the register holding its constant size
 SLICE_SIZE_REG = {"bpf_dynptr_data": 3, "bpf_dynptr_slice": 4, "bpf_dynptr_slice_rdwr": 4}
+RDONLY_SLICES = {"bpf_dynptr_slice"}
+# may_access_direct_pkt_data(BPF_WRITE): program types that may write packet data
+PACKET_WRITERS = {"sched_cls", "sched_act", "xdp", "lwt_xmit", "sk_skb", "sk_msg", "cgroup_sockopt", "unknown"}
+# helpers that write through a dynptr: on a packet dynptr they may move the packet
+DYNPTR_WRITERS = {"bpf_dynptr_write"}
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,16 @@ class DynptrCall:
                     v = fr.stack.get(s)
                     if isinstance(v, Reg) and v.type == DYNPTR and v.ref_obj_id and v.ref_obj_id in self.st.refs:
                         self.fail(C.DYNPTR_OVERWRITE, related={"acquired": self.st.refs[v.ref_obj_id].acquired_at})
+        if self.sem.name == "bpf_dynptr_slice_rdwr" and self.source is not None and \
+                self.source.type_name in PACKET_DYNPTRS and self.it.prog.prog_type not in PACKET_WRITERS:
+            self.it._fail(finding(C.RDONLY_WRITE, self.idx, variant="prog", func=self.sem.name,
+                                  prog_type=self.it.prog.prog_type))
         return True
+
+    def moves_packet(self) -> bool:
+        """A write through a packet dynptr (clear_all_pkt_pointers after bpf_dynptr_write)."""
+        return self.sem.name in DYNPTR_WRITERS and self.source is not None and \
+            self.source.type_name in PACKET_DYNPTRS
 
     def apply(self) -> None:
         """After the call's own effects (R0 is set): create and release dynptrs, type slices."""
@@ -196,7 +210,8 @@ class DynptrCall:
         if self.sem.name in SLICE_SIZE_REG and self.source is not None:
             vid = it._new_id()
             it.null_origin[vid] = self.idx
-            st.cur.regs[0] = Reg(MEM, flags=frozenset({MAYBE_NULL}), id=vid, parent=self.source.id,
+            flags = {MAYBE_NULL, RDONLY} if self.sem.name in RDONLY_SLICES else {MAYBE_NULL}
+            st.cur.regs[0] = Reg(MEM, flags=frozenset(flags), id=vid, parent=self.source.id,
                                  mem_size=self.slice_size, type_name=SLICE_PREFIX + self.source.type_name)
 
 

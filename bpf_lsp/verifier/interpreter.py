@@ -9,6 +9,7 @@ pending paths are still explored, so one program can report several independent 
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from dataclasses import dataclass, field, replace
 
 from ..frontend import isa
@@ -19,21 +20,27 @@ from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KconfigRef, Kfu
 from .. import codes as C
 from . import kfuncs as K
 from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM,
-                     MISC, NON_OWN, NOT_INIT, PACKET, PACKET_END, RCU, SCALAR, SOCKET, STACK, TRUSTED,
+                     MISC, NON_OWN, NOT_INIT, PACKET, PACKET_END, RCU, RDONLY, SCALAR, SOCKET, STACK, TRUSTED,
                      UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
                      dead_pointer, scalar_const, scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import live_registers
 from . import struct_ops as SO
-from .btf_safety import RCU_PROTECTED_KPTRS, walked_pointer
+from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
 from .scalars import alu_scalar, branch_outcome, refine_branch
+from . import calls
 from .calls import CALLER_SAVED, CallChecker, StopPath
-from . import dynptr
+from . import dynptr, exceptions
 from .sock_access import sock_read_ok
 from .pruning import only_scalars_differ, state_shape, subsumes, widen
 
 MAX_FRAMES = 8
+# kfuncs with a stack buffer argument sized by the next one (bpf_dynptr_slice's buffer__opt)
+SLICE_BUFFER_ARGS = {name: (K.MemArg(2, "size", raw=False, rdonly=True),)
+                     for name in ("bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")}
+# callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
+BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 64
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
@@ -131,11 +138,11 @@ class Interpreter:
     # ---------------------------------------------------------------- driver
     def run(self) -> VerifyResult:
         main = self.prog.functions[0]
-        if self._load_time_checks():
+        if self._load_time_checks():     # else the kernel rejects the program before walking any of it
             self._explore(main.start, self._entry_state())
-        for fn in self.prog.functions[1:]:
-            if fn.is_global and not self.incomplete:
-                self._explore(fn.start, self._global_entry_state(fn))
+            for fn in self.prog.functions[1:]:
+                if fn.is_global and not self.incomplete:
+                    self._explore(fn.start, self._global_entry_state(fn))
         return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
                             self.visited, self.states, self.unsupported, self.gaps)
 
@@ -145,6 +152,9 @@ class Interpreter:
 
     def _load_time_checks(self) -> bool:
         """Rules the kernel applies to the whole program before walking it (false: it is rejected)."""
+        for f in exceptions.load_time_findings(self.prog, self._global_params):
+            self._report(f)
+            return False
         so = self.prog.struct_ops
         if so is not None and self.env.member_rules is None:
             self._report(finding(C.STRUCT_OPS_MEMBER, 0, member=so.member, type=so.type_name))
@@ -202,7 +212,8 @@ class Interpreter:
                 regs[i + 1] = Reg(DYNPTR, type_name="local", id=self._new_id())
             else:
                 regs[i + 1] = UNKNOWN
-        return State([Frame(regs, {}, -1, fn.start)])
+        # the exception callback runs like a callback (bpf_throw may not be called in it)
+        return State([Frame(regs, {}, -1, fn.start, callback="exception" if fn.name == self.prog.exception_cb else "")])
 
     def _global_params(self, fn) -> list[tuple[str, str, int]]:
         """Global functions are verified alone against their BTF signature (btf_prepare_func_args)."""
@@ -247,6 +258,31 @@ class Interpreter:
         if key not in self._dynptr_params:
             self._dynptr_params[key] = dynptr.dynptr_params(sem, self.env.kernel_funcs, self.env.kernel_uninit_args)
         return self._dynptr_params[key]
+
+    @cached_property
+    def packet_changing_funcs(self) -> frozenset[int]:
+        """Functions (by start) that call a packet-changing helper, directly or through their
+        callees (the kernel's changes_pkt_data of subprograms)."""
+        prog = self.prog
+        calls: dict[int, set[int]] = {}
+        changing: set[int] = set()
+        for insn in prog.insns:
+            m = prog.meanings.get(insn.idx) if insn.is_call else None
+            fn = prog.function_at(insn.idx) if m is not None else None
+            if fn is None:
+                continue
+            if isinstance(m, HelperRef) and m.name in K.PACKET_CHANGING_HELPERS:
+                changing.add(fn.start)
+            elif isinstance(m, SubprogRef):
+                calls.setdefault(fn.start, set()).add(m.target)
+        grew = True
+        while grew:
+            grew = False
+            for caller, callees in calls.items():
+                if caller not in changing and callees & changing:
+                    changing.add(caller)
+                    grew = True
+        return frozenset(changing)
 
     def _iter_next_calls(self) -> set[int]:
         calls = set()
@@ -422,6 +458,7 @@ class Interpreter:
                 self._ld_imm64(insn, st)
                 return insn.idx + 2
             if insn.mode in (isa.MODE_ABS, isa.MODE_IND):
+                self._ld_abs_checks(insn, st)
                 st.cur.regs[0] = UNKNOWN
                 for r in CALLER_SAVED:
                     st.cur.regs[r] = UNINIT
@@ -434,6 +471,23 @@ class Interpreter:
             return self._jump(insn, st)
         self._unsupported(insn.idx, f"opcode 0x{insn.code:02x}")
         raise StopPath
+
+    def _ld_abs_checks(self, insn: Insn, st: State) -> None:
+        """check_ld_abs: the packet load may end the program, so nothing may be held across it."""
+        problems = (
+            ("prog_type", self.prog.prog_type not in ("socket_filter", "sched_cls", "sched_act", "unknown"), None),
+            ("callback", any(f.callback for f in st.frames), None),
+            # check_reference_leak() skips subprogram frames
+            ("refs", bool(st.refs) and len(st.frames) == 1,
+             {"acquired": min(r.acquired_at for r in st.refs.values())} if st.refs else None),
+            ("lock", st.lock is not None, {"locked": st.lock.at} if st.lock is not None else None),
+            ("rcu", bool(st.rcu_depth), {"rcu_locked": st.rcu_at}),
+            ("preempt", bool(st.preempt_depth), {"locked": st.preempt_at}),
+            ("ctx", st.cur.regs[6].type not in (CTX, ANYTHING), None),
+        )
+        for variant, broken, related in problems:
+            if broken:
+                self._fail(finding(C.LD_ABS_RESTRICTED, insn.idx, related=related, variant=variant))
 
     def _read(self, st: State, r: int, idx: int) -> Reg:
         reg = st.cur.regs[r]
@@ -512,6 +566,8 @@ class Interpreter:
             self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type=reg.type_str()))
         if reg.type in (FUNC, MAP_PTR) and write:
             self._fail(finding(C.INVALID_DEREF, insn.idx, reg=r, type=reg.type_str()))
+        if write and reg.type == MEM and reg.has(RDONLY):
+            self._fail(finding(C.RDONLY_WRITE, insn.idx, reg=r))
         return reg
 
     def _bad_deref(self, insn: Insn, st: State, r: int, reg: Reg, stop: bool = True) -> None:
@@ -555,10 +611,12 @@ class Interpreter:
             if base.has(ALLOC):
                 self._special_field_access(insn, base, off, size)
             value = self._btf_load(insn, base, off, size, st)
-        elif base.type == SOCKET and base.type_name in ("bpf_sock", "bpf_sock_common") and not base.var_off:
+        elif base.type == SOCKET and base.type_name in ("bpf_sock", "bpf_sock_common", "bpf_tcp_sock") \
+                and not base.var_off:
             if not sock_read_ok(base.type_name, off, size):
                 self._fail(finding(C.INVALID_SOCK_ACCESS, insn.idx, reg=insn.src, off=off, size=size,
-                                   view=base.type_name, variant="common" if base.type_name == "bpf_sock_common" else ""))
+                                   view=base.type_name, variant={"bpf_sock_common": "common",
+                                                                 "bpf_tcp_sock": "tcp"}.get(base.type_name, "")))
         elif base.type == MEM and base.type_name.startswith(KCONFIG_PREFIX) and off == 0:
             known = self.env.kconfig.get(base.type_name[len(KCONFIG_PREFIX):])
             if known is not None:
@@ -640,6 +698,11 @@ class Interpreter:
     def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg, idx: int = -1) -> None:
         fr = self._stack_frame(st, base)
         if base.var_off:
+            # check_stack_write_var_off(): any dynptr the write may touch is overwritten
+            lo, hi = off + base.vmin, off + base.vmax + size - 1
+            if hi - lo < 512:
+                for s in range(lo // 8, hi // 8 + 1):
+                    dynptr.overwrite_check(self, st, fr, s, idx)
             return
         for s in {off // 8, (off + size - 1) // 8}:
             dynptr.overwrite_check(self, st, fr, s, idx)
@@ -921,6 +984,10 @@ class Interpreter:
         fr = st.cur
         if len(st.frames) > 1:
             r0 = fr.regs[0]
+            if fr.callback in BOOLEAN_CALLBACKS and r0.type == SCALAR and (r0.smax < 0 or r0.smin > 1):
+                # only a range that excludes [0, 1] entirely: the kernel's may be tighter than ours
+                self._fail(finding(C.CALLBACK_RETURN, insn.idx, smin=r0.smin, smax=r0.smax,
+                                   func=BOOLEAN_CALLBACKS[fr.callback]))
             if fr.callback == "rbtree_less":
                 # `less` was explored on its own branch; bpf_rbtree_add's effects are on the main path
                 return None
@@ -1024,8 +1091,15 @@ class Interpreter:
                                  lock=st.lock.holder))
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
+        if isinstance(meaning, HelperRef) and name == "bpf_dynptr_from_mem" and \
+                st.cur.regs[1].type not in (MAP_VALUE, ANYTHING, SCALAR):
+            # check_helper_call(): a local dynptr's memory is a map value (scalars fail the prototype)
+            self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, variant="from_mem", reg=1, func=name,
+                               type=st.cur.regs[1].type_str(), expected="map_value", state="not_map_value",
+                               reason="", release_call=""))
         if isinstance(meaning, HelperRef):
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
+            self._helper_memory(insn, st, K.helper_mem_args(meaning.id))
             for i in K.helper_map_args(meaning.id):
                 m = st.cur.regs[i + 1].map if st.cur.regs[i + 1].type == MAP_PTR else None
                 allowed = K.MAP_TYPE_FUNCS.get(m.map_type) if m is not None else None
@@ -1046,6 +1120,13 @@ class Interpreter:
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
+        if name in SLICE_BUFFER_ARGS:
+            # the optional buffer is memory of the constant size the kfunc reads (__szk)
+            self._helper_memory(insn, st, SLICE_BUFFER_ARGS[name])
+            size = st.cur.regs[4]
+            # a value user space sets before loading (a `const volatile`) is a constant to the kernel
+            if size.type == SCALAR and not size.is_const and not size.load_time:
+                self._fail(finding(C.SIZE_NOT_CONSTANT, insn.idx, reg=4, func=name))
         nxt = CallChecker(self, insn, st, sem).run()
         if isinstance(meaning, HelperRef) and name in K.PACKET_CHANGING_HELPERS:
             dynptr.invalidate_packet_pointers(st, Tombstone("released", insn.idx, via=name))
@@ -1065,14 +1146,101 @@ class Interpreter:
             if rec.valid and any(k.off <= reg.off < k.off + 8 for k in rec.kptrs.values()):
                 self._fail(finding(C.KPTR_INDIRECT, insn.idx, reg=r))
 
+    def _helper_memory(self, insn: Insn, st: State, mem_args) -> None:
+        """Stack memory a helper reads (or writes) covering a dynptr's or iterator's slots
+        (check_stack_range_initialized: only plain bytes and spilled registers may be read)."""
+        regs = st.cur.regs
+        for a in mem_args:
+            reg = regs[a.index + 1]
+            if reg.type == BTF_ID and not reg.var_off and not reg.has(ALLOC) and not reg.has(UNTRUSTED) \
+                    and (reg.has(TRUSTED) or reg.ref_obj_id) and self.btf is not None:
+                self._btf_mem_arg(insn, st, a, reg)
+                continue
+            if reg.type != STACK or reg.var_off:
+                continue
+            if a.source == "size":
+                n = regs[a.index + 2]
+                size = n.const if n.type == SCALAR and n.is_const else 0
+            else:
+                m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
+                size = (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
+            if size <= 0 or size > 512:
+                continue
+            fr = self._stack_frame(st, reg)
+            for off in range(reg.off, reg.off + size):
+                v = fr.stack.get(off // 8)
+                if not (isinstance(v, Reg) and v.type in (DYNPTR, ITER)):
+                    continue
+                if a.raw and v.type == DYNPTR:
+                    self._fail(finding(C.STACK_OBJECT_ACCESS, insn.idx, variant="write", off=off, size=size,
+                                       object="a bpf_dynptr"))
+                if a.raw:
+                    # the helper's bytes overwrite the iterator: what is left is no iterator
+                    fr.stack[off // 8] = MISC
+                else:
+                    self._fail(finding(C.STACK_OBJECT_ACCESS, insn.idx, variant="helper_read", reg=a.index + 1,
+                                       off=reg.off, size=size,
+                                       object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
+
+    def _global_call_args(self, insn: Insn, st: State, fn) -> None:
+        """btf_check_subprog_call: the caller's side of a global function's BTF-typed arguments."""
+        for i, (kind, _name, _size) in enumerate(self._global_params(fn)[:5]):
+            reg = st.cur.regs[i + 1]
+            if reg.type == ANYTHING:
+                continue
+            null = reg.type == SCALAR and reg.is_const and reg.const == 0
+            if kind in ("trusted", "trusted_nullable"):
+                nullable = kind == "trusted_nullable"
+                if null and nullable:
+                    continue
+                state = "scalar" if reg.type == SCALAR else "maybe_null" if reg.maybe_null and not nullable else ""
+                if state:
+                    self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name, state=state,
+                                       type="ptr_or_null_" if state == "maybe_null" else reg.type_str(),
+                                       expected="ptr_, trusted_ptr_, rcu_ptr_", reason="", release_call=""))
+                continue
+            if kind in ("mem", "mem_nonnull"):
+                if reg.type == SCALAR and not (null and kind == "mem"):
+                    self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name, state="scalar",
+                                       type=reg.type_str(), expected=calls.MEM_TYPES, reason="", release_call=""))
+                if reg.type == CTX:
+                    # check_mem_reg(): the context is no memory of the argument's size
+                    self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name, state="ctx",
+                                       type=reg.type_str(), expected=calls.MEM_TYPES, reason="", release_call=""))
+                continue
+            if kind != "dynptr" or reg.type == DYNPTR:
+                continue
+            if reg.type != STACK or reg.var_off or reg.off % 8:
+                self._fail(finding(C.DYNPTR_ARG, insn.idx, arg=i, reg=i + 1, type=reg.type_str(), func=fn.name))
+            if dynptr.at(self._stack_frame(st, reg), reg.off // 8) is None:
+                self._fail(finding(C.DYNPTR_UNINIT, insn.idx, arg=i, func=fn.name))
+
+    def _btf_mem_arg(self, insn: Insn, st: State, a, reg: Reg) -> None:
+        """A trusted kernel object as helper memory: read within its field only, never written."""
+        func = self.prog.meanings[insn.idx].name
+        if not a.rdonly:
+            # check_reg_type: memory a helper may write takes no kernel object (whatever it does)
+            self._fail(finding(C.BTF_MEM_ACCESS, insn.idx, variant="write", func=func, reg=a.index + 1,
+                               type="trusted_ptr_", struct=reg.type_name))
+        n = st.cur.regs[a.index + 2] if a.source == "size" else None
+        if n is None or n.type != SCALAR or not n.is_const:
+            return
+        over = member_overrun(self.btf, reg.type_name, reg.off, int(n.const))
+        if over is not None:
+            member, end, struct = over
+            self._fail(finding(C.BTF_MEM_ACCESS, insn.idx, func=func, member=member, mend=end, struct=struct,
+                               off=reg.off, size=int(n.const)))
+
     def _subprog_call(self, insn: Insn, st: State, ref: SubprogRef) -> int | None:
         fn = self.prog.function_at(ref.target)
         if fn is not None and fn.is_global:
             if st.lock is not None:
                 self._report(finding(C.CALL_UNDER_LOCK, insn.idx, related={"locked": st.lock.at},
                                      func=fn.name, lock=st.lock.holder))
-            for r in range(1, 6):
-                pass
+            self._global_call_args(insn, st, fn)
+            if fn.start in self.packet_changing_funcs:
+                # a global function is verified alone: its caller only learns that it may move the packet
+                dynptr.invalidate_packet_pointers(st, Tombstone("released", insn.idx, via=fn.name))
             self._clobber(st, UNKNOWN)
             return insn.idx + 1
         if len(st.frames) >= MAX_FRAMES:

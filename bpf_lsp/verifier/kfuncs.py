@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 7
+SEMANTICS_VERSION = 8
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -523,6 +523,40 @@ def helper_memory_args(helper_id: int) -> tuple[int, ...]:
         return ()
     return tuple(i for i, kinds in enumerate(entry["args"])
                  if any(k.split("|")[0] in _MEMORY_ARG_KINDS for k in kinds))
+
+
+@dataclass(frozen=True)
+class MemArg:
+    """A helper argument through which it reads (or, `raw`, only writes) memory, and its size."""
+    index: int
+    source: str              # "key" | "value" (of the map in `map_arg`) | "size" (the next argument)
+    raw: bool                # MEM_UNINIT: written, never read (check_stack_range_initialized raw_mode)
+    map_arg: int = -1
+    rdonly: bool = False     # MEM_RDONLY: the only kind a kernel object may be passed as
+
+
+@lru_cache(maxsize=None)
+def helper_mem_args(helper_id: int) -> tuple[MemArg, ...]:
+    """The memory arguments of a helper whose every prototype agrees on them."""
+    entry = kernel_table()["helpers"].get(str(helper_id))
+    if entry is None:
+        return ()
+    args = entry["args"]
+    map_arg = next((i for i, kinds in enumerate(args) if "ARG_CONST_MAP_PTR" in kinds), -1)
+    out = []
+    for i, kinds in enumerate(args):
+        if len(set(kinds)) != 1:
+            continue
+        base, *flags = kinds[0].split("|")
+        raw = "MEM_UNINIT" in flags or base == "ARG_PTR_TO_UNINIT_MEM"
+        if base == "ARG_PTR_TO_MAP_KEY" and map_arg >= 0:
+            out.append(MemArg(i, "key", raw, map_arg, "MEM_RDONLY" in flags))
+        elif base == "ARG_PTR_TO_MAP_VALUE" and map_arg >= 0:
+            out.append(MemArg(i, "value", raw, map_arg, "MEM_RDONLY" in flags))
+        elif base in ("ARG_PTR_TO_MEM", "ARG_PTR_TO_UNINIT_MEM") and i + 1 < len(args) and \
+                all(k.startswith("ARG_CONST_SIZE") for k in args[i + 1]):
+            out.append(MemArg(i, "size", raw, rdonly="MEM_RDONLY" in flags))
+    return tuple(out)
 
 
 def lookup_helper(helper_id: int) -> Semantics | None:

@@ -17,6 +17,7 @@ LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT = (
     "bpf_spin_lock", "bpf_list_head", "bpf_rb_root", "bpf_list_node", "bpf_rb_node", "bpf_refcount")
 MAX_FIELD_DEPTH = 32      # nesting of structs inside structs before we call it a loop
 MAX_REPEAT = 1024         # array elements whose kptrs and roots we track
+BTF_FIELDS_MAX = 11       # special fields (kptrs, locks, heads, nodes, ...) one value may hold
 SPECIAL_STRUCTS = {LOCK, LIST_HEAD, RB_ROOT, LIST_NODE, RB_NODE, REFCOUNT, "bpf_res_spin_lock"}
 
 
@@ -144,6 +145,9 @@ class RecordBuilder:
             self._build(rec, type_id)
         except (BtfError, KeyError, IndexError) as e:
             rec.valid, rec.cause = False, f"its BTF could not be read ({e})"
+        if rec.valid and len(rec.kptrs) + len(set(rec.special) - set(rec.kptrs)) > BTF_FIELDS_MAX:
+            # btf_parse_fields() fails with -E2BIG, and the map is created without BTF
+            rec.valid, rec.cause = False, f"it has more than {BTF_FIELDS_MAX} special fields"
         if not rec.valid:
             # libbpf retries without BTF: nothing of the record survives
             self._cache[type_id] = Record(valid=False, cause=rec.cause)

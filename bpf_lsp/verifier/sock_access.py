@@ -19,8 +19,16 @@ def _within(off: int, fields) -> tuple[int, int] | None:
     return next(((lo, n) for lo, n in fields if lo <= off < lo + n), None)
 
 
+BPF_TCP_SOCK_END = 112                      # offsetofend(struct bpf_tcp_sock, icsk_retransmits)
+_TCP_SOCK_U64 = (80, 88)                    # bytes_received, bytes_acked; every other field is a u32
+
+
 def sock_read_ok(view: str, off: int, size: int) -> bool:
-    """Whether a load of `size` bytes at `off` of a `view` ("bpf_sock" | "bpf_sock_common") is valid."""
+    """Whether a load of `size` bytes at `off` of a `view` ("bpf_sock" | "bpf_sock_common" |
+    "bpf_tcp_sock") is valid."""
+    if view == "bpf_tcp_sock":      # bpf_tcp_sock_is_valid_access: whole fields only
+        return 0 <= off < BPF_TCP_SOCK_END and size in (4, 8) and not off % size and \
+            (size == 8) == (off in _TCP_SOCK_U64)
     if off < 0 or off >= BPF_SOCK_SIZE or size not in (1, 2, 4, 8) or off % size:
         return False
     if view == "bpf_sock_common" and _within(off, _NOT_IN_SOCK_COMMON):
