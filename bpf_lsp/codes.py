@@ -43,7 +43,7 @@ _CODES = [
          "`bpf_sk_release`), add it to a collection, or stash it in a map with `bpf_kptr_xchg`.", "release"),
     Code("use-after-release", "error",
          "R{reg} invalid mem access 'scalar'",
-         "{var} is used after {release_call} on line {release_line} released it",
+         "{var} is used after {release_call} on line {release_line} {released_words}",
          "A pointer is dereferenced after the reference it carried was released.",
          "Releasing a reference invalidates every copy of the pointer (`release_reference`): they all become "
          "unknown scalars.",

@@ -34,7 +34,9 @@ FLAG_TEXT = {K.ACQUIRE: "acquires a reference", K.RELEASE: "releases its argumen
 KIND_TEXT = {"owning": "owning reference", "non-owning": "non-owning reference", "referenced": "referenced kernel object",
              "trusted": "trusted pointer", "untrusted": "untrusted pointer", "rcu": "RCU-protected pointer",
              "released": "released (unusable)", "unlocked": "invalidated at unlock (unusable)",
-             "moved": "moved into a map (unusable)", "null": "NULL", "map_value": "map value"}
+             "moved": "moved into a map (unusable)", "null": "NULL", "map_value": "map value",
+             "overwritten": "its dynptr was overwritten (unusable)",
+             "packet_moved": "invalidated: the packet may have moved (unusable)"}
 LOOKAHEAD = 4       # instructions after a line where a variable declared on it becomes live
 
 
@@ -154,11 +156,12 @@ def _describe(s, src, locks, static_type: str = "") -> str:
         until = f"`{lock.replace('bpf_spin_lock', 'bpf_spin_unlock', 1)}`" if lock else "`bpf_spin_unlock`"
         given = f"; `{K.spelling(via)}()`{_where(src, at)} gave the object to the collection" if via else ""
         return f"non-owning reference, valid until {until}{given}"
-    if kind in ("unlocked", "released", "moved"):
+    if kind in ("unlocked", "released", "moved", "overwritten", "packet_moved"):
         via, at = _split(s.detail)
         call = src.call_text(at, K.spelling(via)) if at is not None and via else (K.spelling(via) + "()" if via else "")
         what = {"unlocked": "invalidated: a non-owning reference that died at",
-                "released": "released by", "moved": "moved into a map by"}[kind]
+                "released": "released by", "moved": "moved into a map by",
+                "overwritten": "its dynptr overwritten by", "packet_moved": "invalidated (the packet may move) by"}[kind]
         return f"{what} `{call}`{_where(src, at)}; unusable" if call else f"{KIND_TEXT[kind]}"
     if kind == "null":
         return "NULL"

@@ -25,10 +25,13 @@ STATE_WORDS = {"released": "was already released", "unlocked": "is a non-owning 
                "scalar": "is not a pointer", "untrusted": "is not a trusted pointer",
                "not_rcu": "is not an RCU-protected or trusted pointer", "not_referenced": "carries no reference",
                "not_percpu": "is not a per-CPU pointer", "maybe_null": "may be NULL here",
-               "not_map_value": "does not point into a map value",
+               "not_map_value": "does not point into a map value", "null": "is NULL",
                "ctx": "is the context pointer, not memory of the argument's type"}
 
 
+# how a dead pointer died (its Tombstone's reason), after "is used after <call> on line N"
+RELEASED_WORDS = {"overwritten": "overwrote its dynptr",
+                  "packet_moved": "invalidated it (the call may move the packet, so packet pointers die)"}
 # what a helper argument needed (helper-arg-type's `expected`, the kernel's spelling) in words
 EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve()",
                   "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_": "a per-CPU kernel variable or object",
@@ -41,7 +44,7 @@ EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve(
 # (tests/test_codes_render.py checks every template against these and its emitters)
 RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "acquire_line", "what", "release_call", "release_line",
                            "insert_call", "insert_line", "unlock_call", "unlock_line", "lock", "lock_line", "held",
-                           "held_line", "rcu_line", "state", "expected_words", "problem"})
+                           "held_line", "rcu_line", "state", "expected_words", "problem", "released_words"})
 UNKNOWN_LINE = "?"
 
 
@@ -240,6 +243,7 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     if f.code == C.UNSUPPORTED:
         args["what"] = f.arg("what", "this construct")
     args["expected_words"] = EXPECTED_WORDS.get(f.arg("expected", ""), "another kind of value")
+    args["released_words"] = RELEASED_WORDS.get(f.arg("reason", ""), "released it")
     if f.code in C.PROBLEMS:
         args["problem"] = C.PROBLEMS[f.code].get(f.arg("variant", ""), "breaks a rule").format_map(args)
     message = code.message.format_map(args)

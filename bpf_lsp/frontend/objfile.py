@@ -144,7 +144,7 @@ class Function:
     end: int                  # linked index, exclusive
     section: str
     section_start: int        # index of the first instruction inside its ELF section
-    is_global: bool
+    is_global: bool           # verified alone (global or weak, not hidden): see _verified_alone
     btf_id: int = 0           # BTF FUNC id, 0 when unknown
 
 
@@ -278,6 +278,7 @@ class _Sym:
     kind: str                 # STT_FUNC, STT_OBJECT, STT_SECTION, ...
     bind: str
     size: int
+    visibility: str = "STV_DEFAULT"
 
 
 def load_object(data: bytes, path: str = "<object>") -> BpfObject:
@@ -413,7 +414,8 @@ def _symbols(elf: ELFFile, sections) -> list[_Sym]:
         name = s.name
         if s["st_info"]["type"] == "STT_SECTION" and sec is not None:
             name = sec
-        out.append(_Sym(name, sec, s["st_value"], s["st_info"]["type"], s["st_info"]["bind"], s["st_size"]))
+        out.append(_Sym(name, sec, s["st_value"], s["st_info"]["type"], s["st_info"]["bind"], s["st_size"],
+                        s["st_other"]["visibility"]))
     return out
 
 
@@ -526,7 +528,7 @@ class _Linker:
             base = len(origins)
             placed[(sec, start)] = base
             functions.append(Function(sym.name, base, base + count, sec, start,
-                                      sym.bind in ("STB_GLOBAL", "STB_WEAK") and sec == ".text",
+                                      _verified_alone(sym) and sec == ".text",
                                       self.btf_funcs.get(sym.name, 0)))
             for i in range(count):
                 origins.append(Origin(sec, start + i))
@@ -602,6 +604,12 @@ class _Linker:
         if not names:
             return None
         return next((f for f in self.funcs.get(".text", []) if f.name == names[0]), None)
+
+
+def _verified_alone(sym: _Sym) -> bool:
+    """A global (or weak) function the kernel verifies on its own. libbpf marks the BTF of a
+    hidden one (`__hidden`, STV_HIDDEN/STV_INTERNAL) static, so it is verified with its caller."""
+    return sym.bind in ("STB_GLOBAL", "STB_WEAK") and sym.visibility not in ("STV_HIDDEN", "STV_INTERNAL")
 
 
 def len_slots(insns: list[Insn]) -> int:

@@ -76,7 +76,7 @@ class CallChecker:
         if known:
             dynptrs.apply()
             if dynptrs.moves_packet():
-                invalidate_packet_pointers(self.st, Tombstone("released", self.insn.idx, via=sem.name))
+                invalidate_packet_pointers(self.st, Tombstone("packet_moved", self.insn.idx, via=sem.name))
         elif dynptrs is not None and sem.name in SLICE_SIZE_REG:
             self.regs[0] = replace(ANY, type_name=f"a slice of an unknown dynptr from {sem.name}()")
         return self.insn.idx + 1

@@ -62,7 +62,10 @@ def load_time_findings(prog: Program, params_of) -> list[Finding]:
         return [finding(C.THROW_RESTRICTED, at, throw_insn=at, subprog=fn_index, where="inside a callback")]
     for fn in prog.functions[1:]:
         if fn.is_global and fn.btf_id and not returns_scalar(btf, fn):
-            return [finding(C.GLOBAL_FUNC_RETURN, fn.start, func=fn.name)]
+            # the kernel says so where the program first calls it (checking the call's arguments)
+            call = next((i.idx for i in prog.insns if i.is_call and isinstance(prog.meanings.get(i.idx), SubprogRef)
+                         and prog.meanings[i.idx].target == fn.start), fn.start)
+            return [finding(C.GLOBAL_FUNC_RETURN, call, func=fn.name)]
     if cb is not None:
         params = params_of(cb)
         if len(params) != 1 or params[0][0] != "scalar":

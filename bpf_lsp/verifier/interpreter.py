@@ -1091,12 +1091,6 @@ class Interpreter:
                                  lock=st.lock.holder))
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
-        if isinstance(meaning, HelperRef) and name == "bpf_dynptr_from_mem" and \
-                st.cur.regs[1].type not in (MAP_VALUE, ANYTHING, SCALAR):
-            # check_helper_call(): a local dynptr's memory is a map value (scalars fail the prototype)
-            self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, variant="from_mem", reg=1, func=name,
-                               type=st.cur.regs[1].type_str(), expected="map_value", state="not_map_value",
-                               reason="", release_call=""))
         if isinstance(meaning, HelperRef):
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
             self._helper_memory(insn, st, K.helper_mem_args(meaning.id))
@@ -1127,9 +1121,17 @@ class Interpreter:
             # a value user space sets before loading (a `const volatile`) is a constant to the kernel
             if size.type == SCALAR and not size.is_const and not size.load_time:
                 self._fail(finding(C.SIZE_NOT_CONSTANT, insn.idx, reg=4, func=name))
+        r1 = st.cur.regs[1]
         nxt = CallChecker(self, insn, st, sem).run()
+        if isinstance(meaning, HelperRef) and name == "bpf_dynptr_from_mem" and \
+                r1.type not in (MAP_VALUE, ANYTHING, SCALAR):
+            # check_helper_call(), after the arguments: a local dynptr's memory is a map value
+            # (scalars already failed the prototype)
+            self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, variant="from_mem", reg=1, func=name,
+                               type=r1.type_str(), expected="map_value", state="not_map_value",
+                               reason="", release_call=""))
         if isinstance(meaning, HelperRef) and name in K.PACKET_CHANGING_HELPERS:
-            dynptr.invalidate_packet_pointers(st, Tombstone("released", insn.idx, via=name))
+            dynptr.invalidate_packet_pointers(st, Tombstone("packet_moved", insn.idx, via=name))
         return nxt
 
     def _is_kernel_function(self, name: str) -> bool:
@@ -1193,7 +1195,10 @@ class Interpreter:
                 nullable = kind == "trusted_nullable"
                 if null and nullable:
                     continue
-                state = "scalar" if reg.type == SCALAR else "maybe_null" if reg.maybe_null and not nullable else ""
+                state = "null" if null else "scalar" if reg.type == SCALAR else \
+                    "maybe_null" if reg.maybe_null and not nullable else ""
+                if state in ("null", "scalar"):     # 6.18 checks the trust first
+                    self._fail(finding(C.NOT_REFERENCED_OR_TRUSTED, insn.idx, reg=i + 1, func=fn.name, state=state))
                 if state:
                     self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name, state=state,
                                        type="ptr_or_null_" if state == "maybe_null" else reg.type_str(),
@@ -1201,7 +1206,8 @@ class Interpreter:
                 continue
             if kind in ("mem", "mem_nonnull"):
                 if reg.type == SCALAR and not (null and kind == "mem"):
-                    self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name, state="scalar",
+                    self._fail(finding(C.HELPER_ARG_TYPE, insn.idx, reg=i + 1, func=fn.name,
+                                       state="null" if null else "scalar",
                                        type=reg.type_str(), expected=calls.MEM_TYPES, reason="", release_call=""))
                 if reg.type == CTX:
                     # check_mem_reg(): the context is no memory of the argument's size
@@ -1240,7 +1246,7 @@ class Interpreter:
             self._global_call_args(insn, st, fn)
             if fn.start in self.packet_changing_funcs:
                 # a global function is verified alone: its caller only learns that it may move the packet
-                dynptr.invalidate_packet_pointers(st, Tombstone("released", insn.idx, via=fn.name))
+                dynptr.invalidate_packet_pointers(st, Tombstone("packet_moved", insn.idx, via=fn.name))
             self._clobber(st, UNKNOWN)
             return insn.idx + 1
         if len(st.frames) >= MAX_FRAMES:

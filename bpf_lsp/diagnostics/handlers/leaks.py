@@ -180,7 +180,7 @@ class UseAfterRelease(Handler):
     codes = (C.USE_AFTER_RELEASE,)
 
     def related(self, ctx):
-        return [(ctx.insn("released"), f"{ctx.args['release_call']} released it here", True),
+        return [(ctx.insn("released"), f"{ctx.args['release_call']} {ctx.args['released_words']} here", True),
                 (ctx.insn("acquired"), f"acquired here by {ctx.args['acquire_call']}", False)]
 
 
