@@ -222,3 +222,18 @@ def test_refcount_fix_loads_in_the_kernel(wired, tmp_path):
     fix, fixed = apply_and_check(wired, path, REFCOUNTED, "non-owning-after-unlock")
     verdicts = kernel_verdicts(fixed, "after", tmp_path)
     assert [v["accepted"] for v in verdicts] == [True], verdicts
+
+
+def test_leaked_iterator_fix_destroys_it(wired, tmp_path):
+    """An open-coded iterator left open is destroyed through its address before the return."""
+    text = ('#include "fixture.h"\n'
+            'extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;\n'
+            'extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;\n'
+            'extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;\n'
+            'SEC("tc")\nint iter_left_open(struct __sk_buff *skb)\n{\n\tstruct bpf_iter_num it;\n'
+            '\tint *v;\n\n\tbpf_iter_num_new(&it, 0, 4);\n\tv = bpf_iter_num_next(&it);\n'
+            '\treturn v ? *v : 0;\n}\nchar LICENSE[] SEC("license") = "GPL";\n')
+    path = tmp_path / "iter_left_open.bpf.c"
+    path.write_text(text)
+    fix, fixed = apply_and_check(wired, path, text, "reference-leak")
+    assert "bpf_iter_num_destroy(&it);" in fixed

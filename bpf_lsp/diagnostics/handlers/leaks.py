@@ -65,6 +65,19 @@ def release_statement(ctx: Context, var: str) -> tuple[str, str] | None:
     return name, call
 
 
+def leaked_iterator(ctx: Context) -> tuple[str, str] | None:
+    """(iterator variable, its `_destroy` kfunc) when the reference is an open-coded iterator
+    (`bpf_iter_num_new(&it, ...)`): the destroy takes the iterator's address."""
+    kind = str(ctx.finding.arg("kind", ""))
+    if not kind.startswith("iter:"):
+        return None
+    var = ctx.args.get("var", "").strip("'")
+    destroy = f"bpf_iter_{kind[len('iter:'):]}_destroy"
+    if not re.fullmatch(r"[A-Za-z_]\w*", var) or K.known_kfunc(destroy) is None:
+        return None
+    return var, destroy
+
+
 def reserved_dynptr(ctx: Context) -> str | None:
     """`&ptr` when the reference is a ring-buffer dynptr (`bpf_ringbuf_reserve_dynptr(&rb, n, 0, &ptr)`):
     what the discard takes is the dynptr's address, the reserve's last argument."""
@@ -116,6 +129,10 @@ class _HeldReference(Handler):
         if dynptr is not None:
             name = "bpf_ringbuf_discard_dynptr"
             return self.release(ctx, dynptr, name, f"{name}({dynptr}, 0);")
+        iterator = leaked_iterator(ctx)
+        if iterator is not None:
+            var, name = iterator
+            return self.release(ctx, var, name, f"{name}(&{var});")
         var = ctx.reference_variable() or ""
         release = release_statement(ctx, var)
         return self.release(ctx, var, *release) if release is not None else None
