@@ -35,6 +35,10 @@ PACKET_DYNPTRS = ("skb", "xdp", "skb_meta")
 # functions returning a slice: the register holding its constant size
 SLICE_SIZE_REG = {"bpf_dynptr_data": 3, "bpf_dynptr_slice": 4, "bpf_dynptr_slice_rdwr": 4}
 RDONLY_SLICES = {"bpf_dynptr_slice"}
+# the slice kfuncs' optional stack buffer (buffer__opt), which they read for as many bytes as the
+# next argument says (buffer__szk)
+SLICE_BUFFER_ARGS = {name: (K.MemArg(2, "size", raw=False, rdonly=True),)
+                     for name in ("bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")}
 # may_access_direct_pkt_data(BPF_WRITE): program types that may write packet data
 PACKET_WRITERS = {"sched_cls", "sched_act", "xdp", "lwt_xmit", "sk_skb", "sk_msg", "cgroup_sockopt", "unknown"}
 # helpers that write through a dynptr: on a packet dynptr they may move the packet

@@ -36,9 +36,6 @@ from .sock_access import sock_read_ok
 from .pruning import only_scalars_differ, state_shape, subsumes, widen
 
 MAX_FRAMES = 8
-# kfuncs with a stack buffer argument sized by the next one (bpf_dynptr_slice's buffer__opt)
-SLICE_BUFFER_ARGS = {name: (K.MemArg(2, "size", raw=False, rdonly=True),)
-                     for name in ("bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")}
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 64
@@ -125,6 +122,7 @@ class Interpreter:
         self.live = live_registers(prog)
         self.iter_next_calls = self._iter_next_calls()
         self._dynptr_params: dict[tuple, tuple] = {}
+        self._params_cache: dict[int, list[tuple[str, str, int]]] = {}
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
@@ -216,7 +214,13 @@ class Interpreter:
         return State([Frame(regs, {}, -1, fn.start, callback="exception" if fn.name == self.prog.exception_cb else "")])
 
     def _global_params(self, fn) -> list[tuple[str, str, int]]:
-        """Global functions are verified alone against their BTF signature (btf_prepare_func_args)."""
+        """Global functions are verified alone against their BTF signature (btf_prepare_func_args);
+        read once per function (every call visited checks its arguments against them)."""
+        if fn.start not in self._params_cache:
+            self._params_cache[fn.start] = self._read_global_params(fn)
+        return self._params_cache[fn.start]
+
+    def _read_global_params(self, fn) -> list[tuple[str, str, int]]:
         btf = self.btf
         out = []
         if btf is None or not fn.btf_id:
@@ -1114,9 +1118,9 @@ class Interpreter:
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
-        if name in SLICE_BUFFER_ARGS:
+        if name in dynptr.SLICE_BUFFER_ARGS:
             # the optional buffer is memory of the constant size the kfunc reads (__szk)
-            self._helper_memory(insn, st, SLICE_BUFFER_ARGS[name])
+            self._helper_memory(insn, st, dynptr.SLICE_BUFFER_ARGS[name])
             size = st.cur.regs[4]
             # a value user space sets before loading (a `const volatile`) is a constant to the kernel
             if size.type == SCALAR and not size.is_const and not size.load_time:
@@ -1149,8 +1153,9 @@ class Interpreter:
                 self._fail(finding(C.KPTR_INDIRECT, insn.idx, reg=r))
 
     def _helper_memory(self, insn: Insn, st: State, mem_args) -> None:
-        """Stack memory a helper reads (or writes) covering a dynptr's or iterator's slots
-        (check_stack_range_initialized: only plain bytes and spilled registers may be read)."""
+        """A helper's (or slice kfunc's) memory arguments: stack memory may not cover a dynptr's or
+        iterator's slots (check_stack_range_initialized: only plain bytes and spilled registers may
+        be read); a trusted kernel object is read within its field only (_btf_mem_arg)."""
         regs = st.cur.regs
         for a in mem_args:
             reg = regs[a.index + 1]
