@@ -12,6 +12,7 @@ from ..frontend.kernel_btf import KernelFacts, kernel_facts
 from ..frontend.objfile import BpfObject, Program
 from .findings import Finding
 from .interpreter import Environment, Interpreter, VerifyResult
+from .liveness import Relevance
 from .records import RecordBuilder
 from .struct_ops import rules_for
 
@@ -96,7 +97,22 @@ def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | 
     """
     facts = facts if facts is not None else kernel_facts()
     deadline = time.monotonic() + seconds if seconds > 0 else 0.0
-    return Interpreter(prog, environment_for(prog, facts, budget, records, deadline, kconfig)).run()
+    env = environment_for(prog, facts, budget, records, deadline, kconfig)
+    # Precision, like the kernel's, counts only the branches a value decided; which those are
+    # shows only while walking (Interpreter.count_decided). A walk whose earlier prunes a newly
+    # counted branch undoes is made again from the start, counting it.
+    strict = Relevance.of(prog)
+    relevance = strict.with_decided(prog, frozenset())
+    visited = 0
+    while True:
+        interp = Interpreter(prog, env, relevance, strict)
+        result = interp.run()
+        visited += result.visited
+        if interp.restart_with is None or result.incomplete or visited >= budget:
+            result.visited = visited
+            return result
+        relevance = relevance.with_decided(prog, interp.restart_with)
+        env.budget = budget - visited
 
 
 def verify_object(obj: BpfObject, budget: int = 1_000_000) -> dict[str, VerifyResult]:

@@ -24,7 +24,7 @@ from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUN
                      UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
                      dead_pointer, scalar_const, scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
-from .liveness import live_registers
+from .liveness import Relevance
 from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
@@ -33,12 +33,13 @@ from . import calls
 from .calls import CALLER_SAVED, CallChecker, StopPath
 from . import dynptr, exceptions
 from .sock_access import sock_read_ok
-from .pruning import only_scalars_differ, state_shape, subsumes, widen
+from .pruning import only_scalars_differ, register_signature, state_shape, values_subsume, widen
 
 MAX_FRAMES = 8
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
-MAX_STATES_PER_INSN = 64
+MAX_STATES_PER_INSN = 256
+EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits + this is dropped
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 
@@ -104,8 +105,17 @@ class VerifyResult:
     gaps: list[str] = field(default_factory=list)   # unknowns that reached a check (verdict: incomplete)
 
 
+@dataclass(slots=True)
+class Explored:
+    """A state pruning compares later ones against, with how often it matched and did not."""
+    state: State
+    hits: int = 0
+    misses: int = 0
+
+
 class Interpreter:
-    def __init__(self, prog: Program, env: Environment):
+    def __init__(self, prog: Program, env: Environment, relevance: Relevance | None = None,
+                 strict: Relevance | None = None):
         self.prog = prog
         self.env = env
         self.btf = prog.obj.btf
@@ -117,9 +127,18 @@ class Interpreter:
         self.unsupported: list[str] = []
         self.gaps: list[str] = []                   # what the model lacked where it mattered
         self.states: dict[int, InsnStates] = {}
-        self.explored: dict[int, list[State]] = {}
+        self.explored: dict[tuple, list[Explored]] = {}
         self.next_id = 1
-        self.live = live_registers(prog)
+        self.relevance = relevance or Relevance.of(prog)
+        # Precision that counts only some branches (`relevance.decided`) is checked as the walk
+        # goes: branches a scalar's value decided that it did not count wait in `newly_decided`;
+        # prunes that would not have happened had every branch counted (`strict`) are kept, and
+        # before the next such prune all of them must hold with the new branches counted, else
+        # the walk stops and `restart_with` says which branches the next walk must count.
+        self.strict = strict or self.relevance
+        self.newly_decided: set[int] = set()
+        self.imprecise_prunes: list[tuple[int, State, State]] = []
+        self.restart_with: frozenset | None = None
         self.iter_next_calls = self._iter_next_calls()
         self._dynptr_params: dict[tuple, tuple] = {}
         self._params_cache: dict[int, list[tuple[str, str, int]]] = {}
@@ -139,10 +158,25 @@ class Interpreter:
         if self._load_time_checks():     # else the kernel rejects the program before walking any of it
             self._explore(main.start, self._entry_state())
             for fn in self.prog.functions[1:]:
-                if fn.is_global and not self.incomplete:
+                if fn.is_global and not self.incomplete and self.restart_with is None:
                     self._explore(fn.start, self._global_entry_state(fn))
+            if self.newly_decided and self.restart_with is None:
+                self.count_decided()
         return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
                             self.visited, self.states, self.unsupported, self.gaps)
+
+    def count_decided(self) -> bool:
+        """Count the branches found decided since the last time; false if a prune made so far
+        does not hold with them counted (the walk then stops, to be made again)."""
+        decided = self.relevance.decided | self.newly_decided
+        self.newly_decided = set()
+        relevance = self.relevance.with_decided(self.prog, decided)
+        if all(values_subsume(old, cur, relevance.at(idx), relevance) for idx, old, cur in self.imprecise_prunes):
+            self.relevance = relevance
+            return True
+        self.restart_with = decided
+        self.pending.clear()
+        return False
 
     def in_rcu_cs(self, st: State) -> bool:
         """in_rcu_cs(): an explicit RCU section, a held lock, or any non-sleepable program."""
@@ -373,24 +407,48 @@ class Interpreter:
 
     # ---------------------------------------------------------------- pruning
     def _prune(self, idx: int, st: State) -> bool:
-        # states can only subsume others of the same shape (frames, locks, sections, references):
-        # keep them apart so a check never walks the registers of a state that cannot match
-        seen = self.explored.setdefault((idx, state_shape(st)), [])
-        live = self.live.get(idx)
-        for old in reversed(seen):   # recent states first: the likeliest match in a loop
-            if subsumes(old, st, live, self.live.get):
+        # states can only subsume others of the same shape (frames, locks, sections, references)
+        # and the same pointers in live registers: keep them apart so a check never walks the
+        # registers of a state that cannot match
+        here = self.relevance.at(idx)
+        seen = self.explored.setdefault((idx, state_shape(st), register_signature(st, here[0], self.relevance)), [])
+        stale = False
+        for k in range(len(seen) - 1, -1, -1):   # recent states first: the likeliest match in a loop
+            ex = seen[k]
+            if self._subsumed_by(ex.state, idx, st):
+                ex.hits += 1
                 return True
-        if idx in self.iter_next_calls and seen and only_scalars_differ(seen[-1], st, live, self.live.get):
+            if self.restart_with is not None:
+                return True     # the walk is over
+            ex.misses += 1
+            stale = stale or ex.misses > 3 * ex.hits + EVICT_AFTER_MISSES
+        if stale:
+            # like the kernel, forget states that keep failing to match: every later check would
+            # walk them again (the newest stays, for an iterator loop's widening below)
+            seen[:-1] = [ex for ex in seen[:-1] if ex.misses <= 3 * ex.hits + EVICT_AFTER_MISSES]
+        if idx in self.iter_next_calls and seen and only_scalars_differ(seen[-1].state, st, idx, self.relevance):
             # an iterator loop converges only when its loop-carried scalars stop mattering; where
             # anything else differs (a pointer found in one iteration), states stay exact
             n = self.widenings[idx] = self.widenings.get(idx, 0) + 1
-            widen(seen[-1], st, to_unknown=n > MAX_JOINS)
+            widen(seen[-1].state, st, to_unknown=n > MAX_JOINS)
         # keep the most recent states: in a loop they are the ones later paths of the same
-        # iteration can be pruned against (the kernel evicts rarely-hit states similarly)
-        seen.append(st.copy())
+        # iteration can be pruned against
+        seen.append(Explored(st.copy()))
         if len(seen) > MAX_STATES_PER_INSN:
             del seen[0]
         return False
+
+    def _subsumed_by(self, old: State, idx: int, st: State) -> bool:
+        if not values_subsume(old, st, self.relevance.at(idx), self.relevance):
+            return False
+        if self.strict is self.relevance or values_subsume(old, st, self.strict.at(idx), self.strict):
+            return True
+        # the match needs a scalar imprecise that only a branch that went both ways compared
+        if self.newly_decided and (not self.count_decided() or
+                                   not values_subsume(old, st, self.relevance.at(idx), self.relevance)):
+            return False
+        self.imprecise_prunes.append((idx, old, st))
+        return True
 
     # ---------------------------------------------------------------- hover states
     def _record(self, idx: int, st: State) -> None:
@@ -910,6 +968,8 @@ class Interpreter:
         # NULL checks: a maybe-NULL pointer compared with 0
         ptr, other = (dst, src) if dst.is_pointer else (src, dst)
         if ptr.is_pointer and other.type == SCALAR and other.is_const and other.const == 0 and op in (isa.JEQ, isa.JNE):
+            if insn.uses_reg_src:
+                self._decided(insn)     # a register's zero made this a NULL check
             if not ptr.maybe_null and _not_null(ptr):
                 # a pointer known to be valid is never NULL: only one way is possible
                 return insn.jump_target if op == isa.JNE else insn.idx + 1
@@ -933,10 +993,9 @@ class Interpreter:
             return insn.idx + 1
         if dst.type == SCALAR and src.type == SCALAR:
             outcome = branch_outcome(op, dst, src, wide)
-            if outcome is True:
-                return insn.jump_target
-            if outcome is False:
-                return insn.idx + 1
+            if outcome is not None:
+                self._decided(insn)
+                return insn.jump_target if outcome else insn.idx + 1
             if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
                 # a bound set at load time (a CPU count, a table size) decides the way: the paths
                 # past it are, by design, for values user space never gives. Equality tests on
@@ -952,6 +1011,11 @@ class Interpreter:
             return insn.idx + 1
         self.pending.append((insn.jump_target, st.copy()))
         return insn.idx + 1
+
+    def _decided(self, insn: Insn) -> None:
+        decided = self.relevance.decided
+        if decided is not None and insn.idx not in decided:
+            self.newly_decided.add(insn.idx)
 
     def _continue_with(self, idx: int, new_state: State):
         """Continue the current path with a different state object (swap in place)."""

@@ -1,16 +1,24 @@
-"""Static register liveness, so state pruning can ignore registers nobody reads again.
+"""Static register liveness and precision, so state pruning can ignore what cannot matter.
 
-A backward dataflow over each function of the linked program. Calls read r1-r5 and write
-r0-r5; exit reads r0; a BPF-to-BPF call is treated like a helper call (its callee's reads are
-its own function's business), which is what the kernel's per-frame liveness does too.
+Two backward dataflows over each function of the linked program: which registers are read
+again (liveness), and which scalars' values may still decide something (precision). Calls read
+r1-r5 and write r0-r5; exit reads r0; a BPF-to-BPF call is treated like a helper call (its
+callee's reads are its own function's business), which is what the kernel's per-frame
+liveness does too.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..frontend import isa
+from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
-from ..frontend.objfile import Program
+from ..frontend.objfile import FuncAddrRef, KfuncRef, Program
+from . import kfuncs as K
+from .dynptr import SLICE_BUFFER_ARGS
 
 ALL = frozenset(range(10))
+ALL_ORDERED = tuple(range(10))
 CALL_USES = frozenset({1, 2, 3, 4, 5})
 CALL_DEFS = frozenset({0, 1, 2, 3, 4, 5})
 
@@ -51,9 +59,7 @@ def _uses_defs(insn: Insn) -> tuple[frozenset, frozenset]:
     return frozenset(), frozenset()
 
 
-def live_registers(prog: Program) -> dict[int, frozenset]:
-    """Instruction index -> registers live on entry to it."""
-    insns = {i.idx: i for i in prog.insns}
+def _successors(prog: Program) -> dict[int, list[int]]:
     succ: dict[int, list[int]] = {}
     for i in prog.insns:
         fn = prog.function_at(i.idx)
@@ -67,21 +73,372 @@ def live_registers(prog: Program) -> dict[int, frozenset]:
             succ[i.idx] = [i.jump_target, nxt]
         else:
             succ[i.idx] = [nxt] if nxt < end else []
-    ud = {idx: _uses_defs(i) for idx, i in insns.items()}
-    live_in: dict[int, frozenset] = {idx: frozenset() for idx in insns}
-    order = sorted(insns, reverse=True)
-    changed = True
-    rounds = 0
-    while changed and rounds < 200:
+    return succ
+
+
+def _solve_backward(prog: Program, succ: dict[int, list[int]], transfer, top: frozenset = ALL) -> dict[int, frozenset]:
+    """The set on entry to each instruction: `transfer(idx, out)` gives an instruction's set from
+    the union of its successors'. Where the fixpoint is not reached, every set is `top` (the
+    safe answer for the analyses here)."""
+    sets: dict[int, frozenset] = {i.idx: frozenset() for i in prog.insns}
+    order = sorted(sets, reverse=True)
+    for _ in range(200):
         changed = False
-        rounds += 1
         for idx in order:
-            out = frozenset().union(*(live_in.get(s, ALL) for s in succ[idx])) if succ[idx] else frozenset()
-            uses, defs = ud[idx]
-            new = uses | (out - defs)
-            if new != live_in[idx]:
-                live_in[idx] = new
+            out = frozenset().union(*(sets.get(s, top) for s in succ[idx])) if succ[idx] else frozenset()
+            new = transfer(idx, out)
+            if new != sets[idx]:
+                sets[idx] = new
                 changed = True
-    if changed:  # did not converge: everything is live (safe)
-        return {idx: ALL for idx in insns}
-    return live_in
+        if not changed:
+            return sets
+    return {idx: top for idx in sets}
+
+
+def live_registers(prog: Program) -> dict[int, frozenset]:
+    """Instruction index -> registers live on entry to it."""
+    ud = {i.idx: _uses_defs(i) for i in prog.insns}
+
+    def transfer(idx: int, out: frozenset) -> frozenset:
+        uses, defs = ud[idx]
+        return uses | (out - defs)
+    return _solve_backward(prog, _successors(prog), transfer)
+
+
+ANY_SLOT = "any"    # in a set of stack slots: every slot (an access we cannot place)
+EVERY_SLOT = frozenset({ANY_SLOT})
+FP = 10
+MAP_LOOKUP_ELEM = HELPER_IDS["bpf_map_lookup_elem"]
+# helpers that hand the callback they are given a pointer their caller passed (its `ctx`)
+STACK_CALLBACK_HELPERS = frozenset(HELPER_IDS[n] for n in (
+    "bpf_loop", "bpf_for_each_map_elem", "bpf_user_ringbuf_drain", "bpf_find_vma"))
+UNPLACED = "unplaced"   # a pointer into this frame's stack at an offset we do not know
+OTHER = "other"         # a pointer into a caller's stack (an argument): never this frame's slots
+SPILL = "spill"         # in the forward state, (SPILL, slot): a stack pointer spilled there;
+                        # SPILL alone: one spilled at a slot we do not know
+
+
+def _stack_pointers(prog: Program, succ: dict[int, list[int]]) -> dict[int, dict[int, object]]:
+    """Instruction index -> {register: where it may point in the stack} on entry to it: an fp
+    offset, UNPLACED or OTHER; registers absent point nowhere into a stack. A forward dataflow
+    (r10, its copies and offsets, spills of them read back, the arguments of a subprogram);
+    (SPILL, slot) keys say which slots may hold such a pointer."""
+    main = prog.functions[0].start
+    sets: dict[int, dict[int, object]] = {}
+    work = []
+    for f in prog.functions:
+        sets[f.start] = {FP: 0} if f.start == main else {FP: 0, 1: OTHER, 2: OTHER, 3: OTHER, 4: OTHER, 5: OTHER}
+        work.append(f.start)
+    insns = {i.idx: i for i in prog.insns}
+    stack_returning = _stack_returning_calls(prog)
+    while work:
+        idx = work.pop()
+        insn = insns.get(idx)
+        if insn is None:
+            continue
+        out = _stack_pointer_transfer(insn, sets[idx], stack_returning)
+        for s in succ.get(idx, ()):
+            old = sets.get(s)
+            new = out if old is None else _join_pointers(old, out)
+            if new != old:
+                sets[s] = new
+                work.append(s)
+    return sets
+
+
+def _join_pointers(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for r, v in b.items():
+        if r in out and out[r] != v:
+            out[r] = OTHER if out[r] == OTHER and v == OTHER else UNPLACED
+        else:
+            out[r] = v
+    return out
+
+
+def _stack_returning_calls(prog: Program) -> dict[int, int]:
+    """Calls that may return memory one of their arguments points to -> that argument's register."""
+    out = {}
+    for idx, m in prog.meanings.items():
+        if isinstance(m, KfuncRef):
+            sem = K.known_kfunc(m.name)
+            if m.name in SLICE_BUFFER_ARGS:
+                out[idx] = SLICE_BUFFER_ARGS[m.name][0].index + 1
+            elif sem is not None and sem.iter_op == K.ITER_NEXT:
+                out[idx] = 1        # the number lives in the iterator's own state
+    return out
+
+
+def _stack_pointer_transfer(insn: Insn, ptrs: dict, stack_returning: dict[int, int]) -> dict:
+    cls = insn.cls
+    out = dict(ptrs)
+    if cls in (Cls.ALU, Cls.ALU64):
+        where = None
+        if cls == Cls.ALU64 and insn.op == isa.MOV and insn.uses_reg_src and insn.off == 0:
+            where = ptrs.get(insn.src)
+        elif cls == Cls.ALU64 and insn.op in (isa.ADD, isa.SUB) and insn.dst in ptrs:
+            base = ptrs[insn.dst]
+            if insn.uses_reg_src or not isinstance(base, int):
+                where = OTHER if base == OTHER else UNPLACED
+            else:
+                where = base + (insn.imm if insn.op == isa.ADD else -insn.imm)
+        elif cls == Cls.ALU64 and insn.op == isa.ADD and insn.uses_reg_src and insn.src in ptrs:
+            where = OTHER if ptrs[insn.src] == OTHER else UNPLACED
+        out.pop(insn.dst, None)
+        if where is not None:
+            out[insn.dst] = where
+        return out
+    if cls == Cls.LDX:
+        out.pop(insn.dst, None)
+        where = ptrs.get(insn.src)
+        if where == OTHER:      # what a caller spilled points into a caller's stack, if anywhere
+            out[insn.dst] = OTHER
+        elif where is not None:  # a spilled stack pointer read back
+            spilled = ptrs.get((SPILL, (where + insn.off) // 8)) if isinstance(where, int) else None
+            if spilled is not None:
+                out[insn.dst] = spilled
+            elif SPILL in ptrs or (not isinstance(where, int) and any(isinstance(k, tuple) for k in ptrs)):
+                out[insn.dst] = UNPLACED
+        return out
+    if cls in (Cls.ST, Cls.STX) and insn.mode != isa.MODE_ATOMIC and insn.dst in ptrs:
+        where = ptrs[insn.dst]
+        value = ptrs.get(insn.src) if cls == Cls.STX and insn.size == 8 else None
+        if isinstance(where, int):
+            slot = (SPILL, (where + insn.off) // 8)
+            out.pop(slot, None)
+            if value is not None:
+                out[slot] = value
+        elif value is not None and where != OTHER:
+            out[SPILL] = UNPLACED       # a stack pointer spilled we do not know where
+        return out
+    if cls == Cls.LD:
+        for r in ({insn.dst} if insn.is_ld_imm64 else CALL_DEFS):
+            out.pop(r, None)
+        return out
+    if insn.is_call:
+        # only a kfunc that returns its argument's memory hands back a stack pointer
+        # (bpf_dynptr_slice's buffer, an iterator's number): subprograms may not (the kernel's
+        # "cannot return stack pointer to the caller"), helpers do not
+        given = ptrs.get(stack_returning.get(insn.idx, -1))
+        for r in CALL_DEFS:
+            out.pop(r, None)
+        if given is not None:
+            out[0] = given
+        return out
+    if cls == Cls.STX and insn.mode == isa.MODE_ATOMIC and (insn.imm & isa.FETCH):
+        out.pop(insn.src, None)
+    return out
+
+
+def _slots(off: int, size: int) -> frozenset:
+    """The 8-byte slots an access of `size` bytes at fp+`off` touches (a frame's own stack is
+    below fp; anything else we cannot place)."""
+    if off >= 0 or off + size > 0:
+        return EVERY_SLOT
+    return frozenset(range(off // 8, (off + size - 1) // 8 + 1))
+
+
+def _placed(where, off: int, size: int) -> frozenset:
+    """Slots of this frame an access through a stack pointer at `where` may touch."""
+    if where == OTHER:
+        return frozenset()
+    if isinstance(where, int):
+        return _slots(where + off, size)
+    return EVERY_SLOT
+
+
+class _StackAccess:
+    """How one instruction touches its frame's stack slots: the slots it reads, those it
+    overwrites whole, those it writes, and the register the value comes from or goes to."""
+    __slots__ = ("reads", "kills", "writes", "value", "foreign", "decides")
+
+    def __init__(self, reads=frozenset(), kills=frozenset(), writes=frozenset(), value: int | None = None,
+                 foreign: bool = False, decides: frozenset = frozenset()):
+        self.reads, self.kills, self.writes, self.value = reads, kills, writes, value
+        self.foreign = foreign      # it writes a caller's stack, whose slots this frame cannot follow
+        self.decides = decides      # slots a call reads whose values may decide what happens next
+
+
+def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool) -> _StackAccess | None:
+    cls = insn.cls
+    if cls == Cls.LDX and insn.src in ptrs:
+        return _StackAccess(reads=_placed(ptrs[insn.src], insn.off, insn.size), value=insn.dst)
+    if cls in (Cls.ST, Cls.STX) and insn.dst in ptrs:
+        where = ptrs[insn.dst]
+        slots = _placed(where, insn.off, insn.size)
+        value = insn.src if cls == Cls.STX else None
+        if where == OTHER:
+            return _StackAccess(value=value, foreign=True)
+        if insn.mode == isa.MODE_ATOMIC:
+            return _StackAccess(reads=slots, writes=slots, value=value)
+        whole = slots if insn.size == 8 and isinstance(where, int) and (where + insn.off) % 8 == 0 \
+            and ANY_SLOT not in slots else frozenset()
+        return _StackAccess(kills=whole, writes=slots, value=value)
+    if insn.is_call:
+        reads: set = set()
+        for r in CALL_USES:
+            where = ptrs.get(r)
+            if where is None or where == OTHER:
+                continue
+            if not isinstance(where, int) or where >= 0:
+                return _StackAccess(reads=EVERY_SLOT, writes=EVERY_SLOT, decides=EVERY_SLOT)
+            # the callee reads (and writes) from the pointer upwards, within the frame: memory
+            # below a pointer it was given is no C object it could reach
+            reads |= set(range(where // 8, 0))
+        if not reads:
+            return None
+        if insn.is_subprog_call or (with_callbacks and insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
+            decides = frozenset(reads)      # a subprogram (or a callback handed this memory) may branch on it
+        elif insn.is_helper_call and insn.imm == MAP_LOOKUP_ELEM and isinstance(ptrs.get(2), int):
+            # an array lookup at a constant key the kernel reads back is never NULL
+            decides = _slots(ptrs[2], 8)
+        else:
+            # what else a helper or kfunc reads of the stack is data it checks nothing of (its
+            # objects, iterators and dynptrs, are compared exactly anyway)
+            decides = frozenset()
+        return _StackAccess(reads=frozenset(reads), writes=frozenset(reads), decides=decides)
+    return None
+
+
+def _precision_flow(insn: Insn) -> tuple[frozenset, frozenset, frozenset]:
+    """(always, if_dst_precise, defs) for registers: those whose scalar value an instruction needs
+    exactly whatever follows; those it needs when its destination's value is needed later; those
+    it overwrites."""
+    cls = insn.cls
+    if cls in (Cls.ALU, Cls.ALU64):
+        src = {insn.src} if insn.uses_reg_src and insn.op not in (isa.END, isa.NEG) else set()
+        if insn.op == isa.MOV:
+            return frozenset(), frozenset(src), frozenset({insn.dst})
+        if cls == Cls.ALU64 and insn.op in (isa.ADD, isa.SUB) and src:
+            # either side may be a pointer: the other is then its offset, checked now
+            return frozenset(src | {insn.dst}), frozenset(), frozenset({insn.dst})
+        return frozenset(), frozenset(src | {insn.dst}), frozenset({insn.dst})
+    if cls == Cls.LDX or (cls == Cls.LD and insn.is_ld_imm64):
+        return frozenset(), frozenset(), frozenset({insn.dst})
+    if cls == Cls.STX and insn.mode == isa.MODE_ATOMIC:
+        if insn.imm == isa.ATOMIC_CMPXCHG:
+            return frozenset({0}), frozenset(), frozenset({0})
+        return frozenset(), frozenset(), frozenset({insn.src} if insn.imm & isa.FETCH else ())
+    if cls == Cls.LD:   # LD_ABS / LD_IND: the offset register decides what is read
+        return frozenset({insn.src} if insn.mode == isa.MODE_IND else ()), frozenset(), CALL_DEFS
+    if insn.is_call:
+        return CALL_USES, frozenset(), CALL_DEFS
+    if insn.is_exit:
+        return frozenset({0}), frozenset(), frozenset()
+    if insn.is_jump and insn.op not in (isa.JA, isa.JCOND):
+        return frozenset({insn.dst, insn.src} if insn.uses_reg_src else {insn.dst}), frozenset(), frozenset()
+    return frozenset(), frozenset(), frozenset()
+
+
+def _passes_callbacks(prog: Program) -> bool:
+    """Whether the program takes a subprogram's address (bpf_loop, for_each, timers, ...): a
+    helper may then give the stack it was handed to code that branches on it."""
+    return any(isinstance(m, FuncAddrRef) for m in prog.meanings.values())
+
+
+def _has_slot(s: frozenset) -> bool:
+    return any(not isinstance(x, int) or x < 0 for x in s)
+
+
+def precise_registers(prog: Program, decided: frozenset | None = None) -> dict[int, frozenset]:
+    """Instruction index -> registers (0-10) and stack slots (negative, or ANY_SLOT) whose scalar
+    value may still decide something.
+
+    The static counterpart of the kernel's precision marks (mark_chain_precision): a scalar
+    matters only if it, or a value computed from it, later reaches a branch, a pointer's
+    offset, a call's argument or the return value, directly or through a stack slot. Elsewhere
+    (a counter only ever stored to a map, a field read and never compared) two states differing
+    in it verify the same, and pruning may treat any old scalar there as covering the current
+    one. A branch counts only if it is in `decided` (None: every branch), the jumps whose outcome
+    a path's values fixed (check_cond_jmp_op() marks only those): a branch that went both ways
+    explored both, whatever the value; it passes precision between its two operands, whose
+    ranges it narrows. Conservative where the kernel is exact: stack memory a call is given is
+    all precise; a value stored anywhere but the stack is forgotten (loads from maps and
+    contexts give unknown scalars).
+    """
+    succ = _successors(prog)
+    ptrs = _stack_pointers(prog, succ)
+    insns = {i.idx: i for i in prog.insns}
+    flow = {idx: _precision_flow(i) for idx, i in insns.items()}
+    callbacks = _passes_callbacks(prog)
+    access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), callbacks) for idx, i in insns.items()}
+
+    undecided = {} if decided is None else {
+        idx: always for idx, i in insns.items() if i.is_jump and idx not in decided and (always := flow[idx][0])}
+
+    def transfer(idx: int, out: frozenset) -> frozenset:
+        compared = undecided.get(idx)
+        if compared is not None:
+            return out | compared if out & compared else out
+        always, if_dst, defs = flow[idx]
+        needed = always | (out - defs)
+        if defs & out and if_dst:
+            needed |= if_dst
+        acc = access[idx]
+        if acc is None:
+            return needed
+        insn = insns[idx]
+        if insn.cls == Cls.LDX:
+            return needed | acc.reads if acc.value in out else needed
+        stored_needed = acc.foreign or ANY_SLOT in out or bool(acc.writes & out) or \
+            (ANY_SLOT in acc.writes and _has_slot(out))
+        needed = needed - acc.kills
+        if stored_needed and acc.value is not None:
+            needed |= {acc.value}
+        needed |= acc.decides
+        if stored_needed and insn.mode == isa.MODE_ATOMIC:
+            needed |= acc.reads
+        return needed
+    return _solve_backward(prog, succ, transfer, ALL | EVERY_SLOT)
+
+
+def live_stack_slots(prog: Program) -> dict[int, frozenset]:
+    """Instruction index -> stack slots of its own frame that may be read later (ANY_SLOT in
+    the set: all of them). The kernel's stack liveness: a slot nobody reads again before it is
+    overwritten (a loop counter spilled for a call's arguments, say) cannot tell two states
+    apart."""
+    succ = _successors(prog)
+    ptrs = _stack_pointers(prog, succ)
+    access = {i.idx: _stack_access(i, ptrs.get(i.idx, {FP: 0}), True) for i in prog.insns}
+
+    def transfer(idx: int, out: frozenset) -> frozenset:
+        acc = access[idx]
+        return out if acc is None else (out - acc.kills) | acc.reads
+    return _solve_backward(prog, succ, transfer, EVERY_SLOT)
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """What of a state may still matter at each instruction: the three analyses above, looked up
+    the way pruning needs them (the current frame at the instruction, a caller's frame at its
+    call: registers as they are when the call returns, stack slots as the callee may read them)."""
+    live: dict[int, tuple]           # registers, in order
+    precise: dict[int, frozenset]    # registers and stack slots
+    slots: dict[int, frozenset]
+    decided: frozenset | None = None   # the branches precision counts (None: all of them)
+    _callers: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, prog: Program, decided: frozenset | None = None) -> "Relevance":
+        live = {idx: tuple(sorted(r for r in regs if r < 10)) for idx, regs in live_registers(prog).items()}
+        return cls(live, precise_registers(prog, decided), live_stack_slots(prog), decided)
+
+    def with_decided(self, prog: Program, decided: frozenset) -> "Relevance":
+        """The same liveness, precision recomputed for another set of decided branches."""
+        return Relevance(self.live, precise_registers(prog, decided), self.slots, decided)
+
+    def at(self, idx: int) -> tuple[tuple, frozenset, frozenset]:
+        return self.live.get(idx, ALL_ORDERED), self.precise.get(idx, ALL | EVERY_SLOT), self.slots.get(idx, EVERY_SLOT)
+
+    def at_call(self, callsite: int) -> tuple[tuple, frozenset, frozenset]:
+        found = self._callers.get(callsite)
+        if found is None:
+            ret = callsite + 1
+            regs = {x for x in self.precise.get(ret, ALL) if isinstance(x, int) and x >= 0}
+            slots = {x for x in self.precise.get(callsite, EVERY_SLOT) if not isinstance(x, int) or x < 0}
+            found = self._callers[callsite] = (self.live.get(ret, ALL_ORDERED), frozenset(regs | slots),
+                                               self.slots.get(callsite, EVERY_SLOT))
+        return found
+
+
+EXACT = Relevance({}, {}, {})    # everything matters everywhere: no liveness or precision pruning

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .domain import MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
+from .domain import DYNPTR, ITER, MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
+from .liveness import ANY_SLOT, Relevance
+
+CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
 
 def state_shape(st: State) -> tuple:
@@ -14,21 +17,22 @@ def state_shape(st: State) -> tuple:
             st.in_graph_callback, refs)
 
 
-def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
-    """True when exploring `cur` cannot find anything `old`'s exploration did not.
+def subsumes(old: State, cur: State, idx: int, rel: Relevance) -> bool:
+    """True when exploring `cur` at instruction `idx` cannot find anything `old`'s exploration did not.
 
-    Cheap whole-state checks first, then registers from the innermost frame outwards (where
-    loop counters differ), ignoring registers that are dead: in the current function by static
-    liveness, in callers by liveness at their return point.
+    Cheap whole-state checks first, then frames from the innermost outwards (where loop counters
+    differ), looking only at what may still matter (`rel`): live registers, and of those the
+    scalars whose value may decide something exactly (an imprecise old scalar covers any
+    scalar), and stack slots that may be read again.
     """
-    if len(old.frames) != len(cur.frames) or old.lock != cur.lock or old.rcu_depth != cur.rcu_depth \
-            or old.preempt_depth != cur.preempt_depth or old.in_graph_callback != cur.in_graph_callback \
-            or len(old.refs) != len(cur.refs) or (old.assumed and not cur.assumed):
+    return state_shape(old) == state_shape(cur) and values_subsume(old, cur, rel.at(idx), rel)
+
+
+def values_subsume(old: State, cur: State, here: tuple, rel: Relevance) -> bool:
+    """`subsumes` for two states of the same shape; `here` is `rel.at(idx)`."""
+    if old.assumed and not cur.assumed:
         # a path explored under a load-time assumption reported its errors as warnings: it cannot
         # stand in for one without that assumption
-        return False
-    if old.refs and sorted((r.kind, r.acquired_at) for r in old.refs.values()) != \
-            sorted((r.kind, r.acquired_at) for r in cur.refs.values()):
         return False
     idmap: dict[tuple[str, int], int] = {}
     depth = len(old.frames) - 1
@@ -37,16 +41,27 @@ def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
         if fo.callsite != fc.callsite or fo.callback != fc.callback:
             return False
         if d == depth:
-            regs = range(10) if live is None else live
+            live, precise, slots = here
         else:
-            # a caller's r0-r5 are overwritten when the call returns
-            ret = old.frames[d + 1].callsite + 1
-            regs = [r for r in (6, 7, 8, 9) if r in (live_at(ret) or range(10))]
-        for r in regs:
-            if not _reg_subsumes(fo.regs[r], fc.regs[r], idmap):
+            live, precise, slots = rel.at_call(old.frames[d + 1].callsite)
+            live = [r for r in live if r in CALLEE_SAVED]    # a caller's r0-r5 are overwritten when the call returns
+        oregs, cregs = fo.regs, fc.regs
+        for r in live:
+            o, c = oregs[r], cregs[r]
+            if o is c and not o.id and not o.ref_obj_id:
+                continue     # the very value both paths inherited (ids must still map consistently)
+            if not _reg_subsumes(o, c, idmap, r in precise):
                 return False
+        every, every_precise = ANY_SLOT in slots, ANY_SLOT in precise
+        cstack = fc.stack
         for slot, ov in fo.stack.items():
-            cv = fc.stack.get(slot)
+            cv = cstack.get(slot)
+            if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
+                continue
+            if not every and slot not in slots and _plain(ov) and _plain(cv):
+                continue     # nobody reads this slot again before writing it
+            if not every_precise and slot not in precise and _data(ov) and _data(cv):
+                continue     # read again, but only into values that decide nothing
             if isinstance(ov, Reg):
                 if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
                     if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
@@ -58,6 +73,41 @@ def subsumes(old: State, cur: State, live: frozenset | None, live_at) -> bool:
             if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
                 return False
     return True
+
+
+def register_signature(st: State, live: tuple, rel: Relevance) -> tuple:
+    """What the live registers of every frame (the innermost's are `live`, in order) must share
+    between two states for one to subsume the other: pointers' types and offsets, scalars as
+    scalars. Explored states are grouped by it, so a lookup compares only states that might match."""
+    frames = st.frames
+    regs = frames[-1].regs
+    sig = [_reg_key(regs[r]) for r in live]
+    for d in range(len(frames) - 2, -1, -1):
+        regs = frames[d].regs
+        sig.append(None)    # frame boundary
+        sig.extend(_reg_key(regs[r]) for r in rel.at_call(frames[d + 1].callsite)[0] if r in CALLEE_SAVED)
+    return tuple(sig)
+
+
+def _reg_key(o: Reg):
+    if o.type == SCALAR:
+        return "s" if o.tomb is None else o.tomb
+    if o.type == NOT_INIT:
+        return "u"      # an old uninitialized register covers anything: such states just match less often
+    return (o.type, o.off, o.flags, id(o.map), o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at)
+
+
+def _data(v) -> bool:
+    """A slot holding a number (spilled or as bytes), not a pointer or a dead pointer's story."""
+    return v is not None and (not isinstance(v, Reg) or (v.type == SCALAR and v.tomb is None))
+
+
+def _plain(v) -> bool:
+    """A slot value that means nothing once nobody reads it: data, or a pointer holding no
+    reference (iterators and dynptrs are objects with a lifetime of their own, checked at exit)."""
+    if not isinstance(v, Reg):
+        return True
+    return v.type not in (ITER, DYNPTR) and not v.ref_obj_id and not v.has(NON_OWN)
 
 
 def _map_id(kind: str, old_id: int, cur_id: int, idmap: dict) -> bool:
@@ -72,13 +122,17 @@ def _map_id(kind: str, old_id: int, cur_id: int, idmap: dict) -> bool:
     return True
 
 
-def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
+def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
     if o.type == NOT_INIT:
         return True
     if o.type != c.type:
         return False
     if o.type == SCALAR:
-        if o.tomb != c.tomb or (o.load_time and not c.load_time):
+        if o.tomb != c.tomb:     # a dead pointer's story still shows if it is used
+            return False
+        if not precise:
+            return True
+        if o.load_time and not c.load_time:
             return False
         return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
     if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
@@ -88,11 +142,11 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict) -> bool:
     return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)
 
 
-def only_scalars_differ(old: State, cur: State, live: frozenset | None, live_at) -> bool:
+def only_scalars_differ(old: State, cur: State, idx: int, rel: Relevance) -> bool:
     """Whether `old` would subsume `cur` if the scalars in which they differ were forgotten."""
     c = cur.copy()
     widen(old, c, to_unknown=True)
-    return subsumes(_forgetting(c, old), c, live, live_at)
+    return subsumes(_forgetting(c, old), c, idx, rel)
 
 
 def _forgetting(widened: State, old: State) -> State:
