@@ -351,7 +351,9 @@ _CODES += [
          "pointer that was already released.",
          "Releasing a reference turns every copy of the pointer into an unknown scalar.",
          "bpf_task_release(t);\nbpf_task_release(t);",
-         "Release each reference once; do not use a pointer after releasing or stashing it."),
+         "Release each reference once; do not use a pointer after releasing or stashing it.",
+         # a struct of numbers only is taken as plain memory (KF_ARG_PTR_TO_MEM), which a number is not
+         variants=(("memory", "R{reg} type=scalar expected=fp"),)),
     Code("refcount-arg-invalid", "error",
          "arg#{arg} is neither owning or non-owning ref",
          "bpf_refcount_acquire() needs an owning or non-owning reference, but {var} {state}",

@@ -59,3 +59,30 @@ def test_a_failed_link_is_not_retried_and_the_file_is_analysed_alone(analyzer, t
         assert prog.verdict == "incomplete"
         assert [d.code for d in prog.diagnostics] == ["model-gap"]
     assert len(tries) == 1
+
+
+# Both files call the same kfunc: its `.ksyms` entry, an extern function, is then merged across
+# objects, which the static linker of libbpf < 1.2 (Debian 12's bpftool) fails at ("failed to
+# resolve size of underlying type"); bpf-lsp links them all the same.
+KF_A = ('#include "fixture.h"\nextern int twice(int pid);\n'
+        'SEC("tp_btf/task_newtask")\n'
+        'int BPF_PROG(kfunc_prog, struct task_struct *task, u64 clone_flags)\n'
+        '{\n\tstruct task_struct *t = bpf_task_acquire(task);\n\tif (!t)\n\t\treturn 0;\n'
+        '\treturn twice(t->pid);\n}\nchar LICENSE[] SEC("license") = "GPL";\n')
+KF_B = ('#include "fixture.h"\n'
+        '__noinline int twice(int pid)\n'
+        '{\n\tstruct task_struct *t = bpf_task_from_pid(pid), *u;\n\tif (t) {\n'
+        '\t\tu = bpf_task_acquire(t);\n\t\tif (u)\n\t\t\tbpf_task_release(u);\n\t\tbpf_task_release(t);\n\t}\n'
+        '\treturn pid * 2;\n}\n')
+
+
+def test_files_that_both_call_kfuncs_are_linked(analyzer, tmp_path, counted_links):
+    if link.find_bpftool() is None:
+        pytest.skip("linking needs bpftool")
+    (tmp_path / "b.bpf.c").write_text(KF_B)
+    analysis = analyze_text(analyzer, tmp_path / "a.bpf.c", KF_A)
+    (prog,) = analysis.programs
+    # twice() is known once linked: what is left is the task acquired on line 6, never released
+    assert (prog.name, prog.verdict) == ("kfunc_prog", "reject")
+    assert [(d.code, d.span.line) for d in prog.diagnostics] == [("reference-leak", 9)]
+    assert len(counted_links) == 1

@@ -159,3 +159,16 @@ def test_a_filter_on_a_load_time_global_does_not_excuse_a_leak(analyzer, tmp_pat
     (prog,) = analysis.programs
     assert prog.verdict == "reject"
     assert [(d.code, d.severity, d.span.line) for d in prog.diagnostics] == [("reference-leak", "error", 14)]
+
+
+def test_a_kconfig_extern_declared_in_an_included_header_is_a_constant(analyzer, tmp_path):
+    # the header goes into the precompiled preamble, whose externs clang gives no BTF: the
+    # object is compiled again without it, so the version check still decides the branch
+    (tmp_path / "kver.h").write_text("extern unsigned int LINUX_KERNEL_VERSION __kconfig;\n")
+    src = ('#include "fixture.h"\n#include "kver.h"\n\nSEC("tc")\nint version_gate(struct __sk_buff *skb)\n{\n'
+           '\tif (LINUX_KERNEL_VERSION < KERNEL_VERSION(5, 0, 0))\n'
+           '\t\treturn *(volatile int *)(long)skb->len;\n\treturn 0;\n}\nchar LICENSE[] SEC("license") = "GPL";\n')
+    analyze_text(analyzer, tmp_path / "gate.bpf.c", src.replace("return 0;", "return 1;"))
+    analysis = analyze_text(analyzer, tmp_path / "gate.bpf.c", src)   # an edit: the preamble is precompiled now
+    (prog,) = analysis.programs
+    assert (prog.verdict, [d.code for d in prog.diagnostics]) == ("accept", [])

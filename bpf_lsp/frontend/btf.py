@@ -494,6 +494,10 @@ class Btf:
                 fwd = self[i]
         return fwd
 
+    def type_word_offset(self, type_id: int) -> int:
+        """Where an own type starts in the type section, in 4-byte words."""
+        return self._offs[type_id - self.start_id]
+
     def func_by_name(self, name: str) -> BtfType | None:
         found = self.find_by_name(name, Kind.FUNC)
         return found[0] if found else None

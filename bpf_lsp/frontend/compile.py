@@ -14,6 +14,7 @@ Compiler output is read from clang's machine-readable forms: source ranges
 """
 from __future__ import annotations
 
+import io
 import os
 import platform
 import re
@@ -324,6 +325,26 @@ def _run_compiler(compiler: Compiler, flags: tuple[str, ...], text: str, path: s
         return _Run(argv, stderr, data, aliases={source: path}, dependencies=deps)
 
 
+def _externs_without_btf(obj: bytes) -> bool:
+    """Whether the object uses an extern that has no BTF. clang leaves out the BTF VAR of an
+    extern variable declared in a precompiled preamble (a `__kconfig` value, a global another
+    file defines), which the loader, the linker and our `.kconfig` reading need."""
+    from elftools.elf.elffile import ELFFile
+    from bpf_lsp.frontend.btf import Btf, Kind
+    try:
+        elf = ELFFile(io.BytesIO(obj))
+        symtab, section = elf.get_section_by_name(".symtab"), elf.get_section_by_name(".BTF")
+        if symtab is None or section is None:
+            return False
+        undefined = {sym.name for sym in symtab.iter_symbols() if sym.name and sym["st_shndx"] == "SHN_UNDEF"}
+        if not undefined:
+            return False
+        btf = Btf.parse(section.data())
+        return bool(undefined - {t.name for t in btf.types if t is not None and t.kind in (Kind.VAR, Kind.FUNC)})
+    except Exception:  # noqa: BLE001 - an object we cannot read is judged later, with a diagnostic
+        return False
+
+
 def _pch_rejected(run: _Run, diagnostics: list[CompilerDiagnostic], pch: Path) -> bool:
     """True when the compile failed because of the PCH itself (stale, corrupt), not the user's code."""
     if run.object is not None:
@@ -555,6 +576,8 @@ def compile_source(text: str, path: str, options: CompileOptions,
             cache.discard(inputs)
             cache.ensure_async(inputs)
             pch = None
+        elif run.object is not None and _externs_without_btf(run.object):
+            pch = None      # the same compile without the preamble gives the complete object
     if pch is None:
         run = _run_compiler(compiler, plan.flags, text, path, options.timeout, None)
         diagnostics = parse_diagnostics(run.stderr, path, text, run.aliases)

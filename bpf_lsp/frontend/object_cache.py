@@ -20,7 +20,7 @@ from pathlib import Path
 from .compile import CompileResult, CompilerDiagnostic, FixIt
 from .preamble import Dependency, dependencies_current
 
-FORMAT = 1
+FORMAT = 2   # 2: objects compiled with a preamble that dropped an extern's BTF are compiled again without it
 DEFAULT_MAX_ENTRIES = 512
 
 

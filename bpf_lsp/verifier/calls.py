@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .interpreter import Interpreter
 
 CALLER_SAVED = (1, 2, 3, 4, 5)
+# registers check_helper_mem_access() reads as memory, a kfunc's struct pointer among them
+PLAIN_MEMORY = (MAP_VALUE, STACK, MEM, PACKET)
+SCALAR_KINDS = ("INT", "ENUM", "ENUM64")    # btf_type_is_scalar()
 # bpf_cast_to_kern_ctx(): the kernel structure behind each program type's context
 KERN_CTX_TYPES = {"sched_cls": "sk_buff", "sched_act": "sk_buff", "cgroup_skb": "sk_buff", "socket_filter": "sk_buff",
                   "sk_skb": "sk_buff", "lwt_in": "sk_buff", "lwt_out": "sk_buff", "lwt_xmit": "sk_buff",
@@ -38,6 +41,20 @@ POINTER_ARG_EXPECTED = {"ARG_PTR_TO_MAP_KEY": MEM_TYPES, "ARG_PTR_TO_MAP_VALUE":
 
 class StopPath(Exception):
     """The current path cannot continue (the kernel would stop here)."""
+
+
+def _scalar_members(btf, t, depth: int) -> bool:
+    for m in t.members:
+        mt = btf[btf.resolve(m.type_id)]
+        if mt.kind.name in ("STRUCT", "UNION"):
+            if depth >= 3 or not _scalar_members(btf, mt, depth + 1):
+                return False
+        elif mt.kind.name == "ARRAY":
+            if not mt.nelems or btf[btf.resolve(mt.elem_type)].kind.name not in SCALAR_KINDS:
+                return False
+        elif mt.kind.name not in SCALAR_KINDS:
+            return False
+    return True
 
 
 class CallChecker:
@@ -223,12 +240,30 @@ class CallChecker:
             self.fail(C.KFUNC_ARG_NOT_POINTER, related=self._tomb_related(reg), arg=i, reg=r,
                       btf_type=arg.btf_type, state=self._state_words(reg), reason=tomb.reason if tomb else "",
                       release_call=tomb.via if tomb else "",
+                      variant="memory" if self._scalar_struct(arg.btf_type) and not self.sem.has(K.RELEASE) else "",
                       key=(C.KFUNC_ARG_NOT_POINTER, tomb.at if tomb else self.insn.idx))
+        if reg.type in PLAIN_MEMORY and not self.sem.has(K.RELEASE) and self._scalar_struct(arg.btf_type):
+            # get_kfunc_ptr_arg_type(): memory that is no kernel object, where the struct holds only
+            # numbers (a struct bpf_cpumask in a map value), is plain memory (KF_ARG_PTR_TO_MEM),
+            # which needs no trust
+            return
         if trusted_checked:
             self._need_trusted(r, reg, arg)
         if reg.type == BTF_ID and arg.btf_type and reg.type_name and not reg.off and not reg.has(ALLOC) \
                 and not self._struct_is_or_starts_with(reg.type_name, arg.btf_type):
             self.fail(C.KFUNC_ARG_BTF_MISMATCH, arg=i, reg=r, want=arg.btf_type, got=reg.type_name)
+
+    def _scalar_struct(self, name: str) -> bool:
+        """__btf_type_is_scalar_struct(): every member a number, an array of numbers or such a
+        struct (three levels deep at most). A struct the object does not describe: nothing known."""
+        btf = self.it.btf
+        t = btf.struct_by_name(name.split("___")[0]) if btf is not None and name else None
+        if t is None:
+            return True
+        try:
+            return _scalar_members(btf, t, 0)
+        except (BtfError, KeyError, IndexError):
+            return True
 
     def _struct_is_or_starts_with(self, got: str, want: str) -> bool:
         """btf_struct_ids_match() without strictness: `got` is `want`, or begins with it (its first

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..codes import CODES, kernel_message
 
@@ -43,9 +44,9 @@ def finding(code: str, insn: int, related: dict[str, int] | None = None, **args)
     return Finding(code, insn, tuple(sorted(args.items())), rel)
 
 
-@dataclass(frozen=True)
-class ValueSummary:
-    """What one register or stack slot held at an instruction, for hovers."""
+class ValueSummary(NamedTuple):
+    """What one register or stack slot held at an instruction, for hovers (a tuple: a path
+    records several per instruction, into a set)."""
     loc: str                    # "r6", "fp-8"
     frame: int
     kind: str                   # "owning", "non-owning", "referenced", "trusted", "untrusted", "released", "null", ...
@@ -62,3 +63,4 @@ class InsnStates:
     paths: int = 0
     values: set = field(default_factory=set)     # {(path_class, ValueSummary)}
     locks: set = field(default_factory=set)      # {(lock holder description, at)}
+    unchanged: int = 0       # paths in a row that added nothing (recording stops after a few)

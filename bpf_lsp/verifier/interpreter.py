@@ -42,6 +42,7 @@ MAX_STATES_PER_INSN = 256
 EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits + this is dropped
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
+SATURATED_AFTER = 8         # ... or until this many in a row showed nothing new there
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
 PACKET_FIELDS = {
@@ -456,21 +457,24 @@ class Interpreter:
         if rec is None:
             rec = self.states[idx] = InsnStates()
         rec.paths += 1
-        if len(rec.values) > 96 or rec.paths > MAX_RECORDED_PATHS:
+        if len(rec.values) > 96 or rec.paths > MAX_RECORDED_PATHS or rec.unchanged >= SATURATED_AFTER:
             return
+        before = len(rec.values), len(rec.locks)
         depth = len(st.frames) - 1
         fr = st.cur
         for r, reg in enumerate(fr.regs[:10]):
-            s = self._summary(f"r{r}", depth, reg, st)
-            if s is not None:
-                rec.values.add(s)
+            if _summarised(reg):
+                s = self._summary(f"r{r}", depth, reg, st)
+                if s is not None:
+                    rec.values.add(s)
         for slot, v in fr.stack.items():
-            if isinstance(v, Reg):
+            if isinstance(v, Reg) and _summarised(v):
                 s = self._summary(f"fp{slot * 8}", depth, v, st)
                 if s is not None:
                     rec.values.add(s)
         if st.lock is not None:
             rec.locks.add((st.lock.holder, st.lock.off, st.lock.at))
+        rec.unchanged = rec.unchanged + 1 if (len(rec.values), len(rec.locks)) == before else 0
 
     def _summary(self, loc: str, frame: int, reg: Reg, st: State) -> ValueSummary | None:
         if reg.type == SCALAR:
@@ -1169,8 +1173,11 @@ class Interpreter:
                     self._fail(finding(C.MAP_FUNC_MISMATCH, insn.idx, map_type=m.map_type, func=name,
                                        helper_id=meaning.id, map=m.name))
         if sem is None:
-            # a function outside our model: no ownership effect known, the result is unknown
-            self._clobber(st, replace(ANY, type_name=f"what {name}() returns"))
+            # a function outside our model: no ownership effect known, the result is unknown,
+            # but a number where its prototype returns one and it is given nothing but numbers
+            # (`u64 scx_bpf_now(void)`): nothing there could hold or drop a reference
+            self._clobber(st, UNKNOWN if self._returns_number_from_numbers(name, st) else
+                          replace(ANY, type_name=f"what {name}() returns"))
             return insn.idx + 1
         allowed = SO.KFUNC_MEMBERS.get(name)
         so = self.prog.struct_ops
@@ -1332,6 +1339,20 @@ class Interpreter:
         st.frames.append(Frame(regs, {}, insn.idx, ref.target))
         return ref.target
 
+    def _returns_number_from_numbers(self, name: str, st: State) -> bool:
+        obj = self.prog.obj
+        proto = obj.extern_protos.get(name) if obj is not None else None
+        func = self.btf.func_by_name(name) if self.btf is not None else None
+        if proto is None or proto[0] not in ("scalar", "void") or func is None:
+            return False
+        try:
+            params = self.btf.func_proto(func.id).params or []
+        except BtfError:
+            return False
+        regs = st.cur.regs
+        return len(params) <= 5 and all(regs[i + 1].type == SCALAR and regs[i + 1].tomb is None
+                                        for i in range(len(params)))
+
     def _clobber(self, st: State, r0: Reg) -> None:
         regs = st.cur.regs
         for r in CALLER_SAVED:
@@ -1375,6 +1396,14 @@ class Interpreter:
         if kind == "rbtree_less":
             cb.in_graph_callback = True
         self.pending.append((target, cb))
+
+
+def _summarised(reg: Reg) -> bool:
+    """Whether a hover may say something of this value (`_summary`'s cheap part: most values
+    a path carries are plain numbers)."""
+    if reg.type == SCALAR:
+        return reg.tomb is not None or (reg.is_const and reg.const == 0)
+    return reg.type in (BTF_ID, MEM, SOCKET, MAP_VALUE)
 
 
 def _not_null(reg: Reg) -> bool:

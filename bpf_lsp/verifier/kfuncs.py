@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 8
+SEMANTICS_VERSION = 9
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"

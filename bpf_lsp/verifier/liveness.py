@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from ..frontend import isa
 from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
-from ..frontend.objfile import FuncAddrRef, KfuncRef, Program
+from ..frontend.btf import BtfError
+from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program
 from . import kfuncs as K
 from .dynptr import SLICE_BUFFER_ARGS
 
@@ -23,7 +24,32 @@ CALL_USES = frozenset({1, 2, 3, 4, 5})
 CALL_DEFS = frozenset({0, 1, 2, 3, 4, 5})
 
 
-def _uses_defs(insn: Insn) -> tuple[frozenset, frozenset]:
+def call_arguments(prog: Program) -> dict[int, frozenset]:
+    """Call instruction -> the argument registers the callee reads: as many as a helper's or a
+    kfunc's prototype has; all five for a subprogram (clang may drop a static function's unused
+    parameters, its BTF still lists them) and for whatever we have no prototype of."""
+    btf = prog.obj.btf
+    helpers = K.kernel_table()["helpers"]
+    out: dict[int, frozenset] = {}
+    for insn in prog.insns:
+        if not insn.is_call:
+            continue
+        m = prog.meanings.get(insn.idx)
+        n = None
+        if isinstance(m, HelperRef) and str(m.id) in helpers:
+            c_args = helpers[str(m.id)]["c_args"]
+            n = 5 if "..." in c_args else len([a for a in c_args if a != "void"])
+        elif isinstance(m, KfuncRef) and btf is not None:
+            func = btf.func_by_name(m.name)
+            try:
+                n = len(btf.func_proto(func.id).params or ()) if func is not None else None
+            except BtfError:
+                n = None
+        out[insn.idx] = CALL_USES if n is None or n > 5 else frozenset(range(1, n + 1))
+    return out
+
+
+def _uses_defs(insn: Insn, args: dict[int, frozenset]) -> tuple[frozenset, frozenset]:
     cls = insn.cls
     if cls in (Cls.ALU, Cls.ALU64):
         uses = set()
@@ -48,7 +74,7 @@ def _uses_defs(insn: Insn) -> tuple[frozenset, frozenset]:
             return frozenset(), frozenset({insn.dst})
         return frozenset({6} | ({insn.src} if insn.mode == isa.MODE_IND else set())), CALL_DEFS
     if insn.is_call:
-        return CALL_USES, CALL_DEFS
+        return args.get(insn.idx, CALL_USES), CALL_DEFS
     if insn.is_exit:
         return frozenset({0}), frozenset()
     if insn.is_jump and insn.op not in (isa.JA, isa.JCOND):
@@ -97,7 +123,8 @@ def _solve_backward(prog: Program, succ: dict[int, list[int]], transfer, top: fr
 
 def live_registers(prog: Program) -> dict[int, frozenset]:
     """Instruction index -> registers live on entry to it."""
-    ud = {i.idx: _uses_defs(i) for i in prog.insns}
+    args = call_arguments(prog)
+    ud = {i.idx: _uses_defs(i, args) for i in prog.insns}
 
     def transfer(idx: int, out: frozenset) -> frozenset:
         uses, defs = ud[idx]
@@ -230,12 +257,21 @@ def _stack_pointer_transfer(insn: Insn, ptrs: dict, stack_returning: dict[int, i
     return out
 
 
+CELL = 4    # the stack analyses follow 4-byte cells (cell c is fp+4c..fp+4c+3, in slot c // 2):
+            # a u32 stored in half a slot ends what that half held, not what the other half does
+
+
 def _slots(off: int, size: int) -> frozenset:
-    """The 8-byte slots an access of `size` bytes at fp+`off` touches (a frame's own stack is
-    below fp; anything else we cannot place)."""
+    """The cells an access of `size` bytes at fp+`off` touches (a frame's own stack is below fp;
+    anything else we cannot place)."""
     if off >= 0 or off + size > 0:
         return EVERY_SLOT
-    return frozenset(range(off // 8, (off + size - 1) // 8 + 1))
+    return frozenset(range(off // CELL, (off + size - 1) // CELL + 1))
+
+
+def _in_slots(cells: frozenset) -> frozenset:
+    """A set of registers and cells as the state sees it: registers and 8-byte slots."""
+    return frozenset(x // 2 if isinstance(x, int) and x < 0 else x for x in cells)
 
 
 def _placed(where, off: int, size: int) -> frozenset:
@@ -259,7 +295,7 @@ class _StackAccess:
         self.decides = decides      # slots a call reads whose values may decide what happens next
 
 
-def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool) -> _StackAccess | None:
+def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool, args: dict[int, frozenset]) -> _StackAccess | None:
     cls = insn.cls
     if cls == Cls.LDX and insn.src in ptrs:
         return _StackAccess(reads=_placed(ptrs[insn.src], insn.off, insn.size), value=insn.dst)
@@ -271,12 +307,12 @@ def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool) -> _StackAccess 
             return _StackAccess(value=value, foreign=True)
         if insn.mode == isa.MODE_ATOMIC:
             return _StackAccess(reads=slots, writes=slots, value=value)
-        whole = slots if insn.size == 8 and isinstance(where, int) and (where + insn.off) % 8 == 0 \
+        whole = slots if insn.size >= CELL and isinstance(where, int) and (where + insn.off) % CELL == 0 \
             and ANY_SLOT not in slots else frozenset()
         return _StackAccess(kills=whole, writes=slots, value=value)
     if insn.is_call:
         reads: set = set()
-        for r in CALL_USES:
+        for r in args.get(insn.idx, CALL_USES):
             where = ptrs.get(r)
             if where is None or where == OTHER:
                 continue
@@ -284,7 +320,7 @@ def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool) -> _StackAccess 
                 return _StackAccess(reads=EVERY_SLOT, writes=EVERY_SLOT, decides=EVERY_SLOT)
             # the callee reads (and writes) from the pointer upwards, within the frame: memory
             # below a pointer it was given is no C object it could reach
-            reads |= set(range(where // 8, 0))
+            reads |= set(range(where // CELL, 0))
         if not reads:
             return None
         if insn.is_subprog_call or (with_callbacks and insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
@@ -300,7 +336,7 @@ def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool) -> _StackAccess 
     return None
 
 
-def _precision_flow(insn: Insn) -> tuple[frozenset, frozenset, frozenset]:
+def _precision_flow(insn: Insn, args: dict[int, frozenset]) -> tuple[frozenset, frozenset, frozenset]:
     """(always, if_dst_precise, defs) for registers: those whose scalar value an instruction needs
     exactly whatever follows; those it needs when its destination's value is needed later; those
     it overwrites."""
@@ -322,7 +358,7 @@ def _precision_flow(insn: Insn) -> tuple[frozenset, frozenset, frozenset]:
     if cls == Cls.LD:   # LD_ABS / LD_IND: the offset register decides what is read
         return frozenset({insn.src} if insn.mode == isa.MODE_IND else ()), frozenset(), CALL_DEFS
     if insn.is_call:
-        return CALL_USES, frozenset(), CALL_DEFS
+        return args.get(insn.idx, CALL_USES), frozenset(), CALL_DEFS
     if insn.is_exit:
         return frozenset({0}), frozenset(), frozenset()
     if insn.is_jump and insn.op not in (isa.JA, isa.JCOND):
@@ -356,40 +392,82 @@ def precise_registers(prog: Program, decided: frozenset | None = None) -> dict[i
     all precise; a value stored anywhere but the stack is forgotten (loads from maps and
     contexts give unknown scalars).
     """
-    succ = _successors(prog)
-    ptrs = _stack_pointers(prog, succ)
-    insns = {i.idx: i for i in prog.insns}
-    flow = {idx: _precision_flow(i) for idx, i in insns.items()}
-    callbacks = _passes_callbacks(prog)
-    access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), callbacks) for idx, i in insns.items()}
+    return _Precision(prog).solve(decided)
 
-    undecided = {} if decided is None else {
-        idx: always for idx, i in insns.items() if i.is_jump and idx not in decided and (always := flow[idx][0])}
 
-    def transfer(idx: int, out: frozenset) -> frozenset:
-        compared = undecided.get(idx)
-        if compared is not None:
-            return out | compared if out & compared else out
-        always, if_dst, defs = flow[idx]
-        needed = always | (out - defs)
-        if defs & out and if_dst:
-            needed |= if_dst
-        acc = access[idx]
-        if acc is None:
+class _Precision:
+    """`precise_registers`' inputs, worked out once per program, and its solution for a set of
+    decided branches; `extend` adds branches to a solution, from where it stands."""
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.succ = _successors(prog)
+        ptrs = _stack_pointers(prog, self.succ)
+        self.insns = {i.idx: i for i in prog.insns}
+        args = call_arguments(prog)
+        self.flow = {idx: _precision_flow(i, args) for idx, i in self.insns.items()}
+        callbacks = _passes_callbacks(prog)
+        self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), callbacks, args) for idx, i in self.insns.items()}
+        # a conditional jump -> the registers it compares
+        self.compares = {idx: f[0] for idx, f in self.flow.items() if self.insns[idx].is_jump and f[0]}
+        self.preds: dict[int, list[int]] = {}
+        for idx, targets in self.succ.items():
+            for t in targets:
+                self.preds.setdefault(t, []).append(idx)
+
+    def _transfer(self, undecided: dict):
+        flow, access, insns = self.flow, self.access, self.insns
+
+        def transfer(idx: int, out: frozenset) -> frozenset:
+            compared = undecided.get(idx)
+            if compared is not None:
+                return out | compared if out & compared else out
+            always, if_dst, defs = flow[idx]
+            needed = always | (out - defs)
+            if defs & out and if_dst:
+                needed |= if_dst
+            acc = access[idx]
+            if acc is None:
+                return needed
+            insn = insns[idx]
+            if insn.cls == Cls.LDX:
+                return needed | acc.reads if acc.value in out else needed
+            stored_needed = acc.foreign or ANY_SLOT in out or bool(acc.writes & out) or \
+                (ANY_SLOT in acc.writes and _has_slot(out))
+            needed = needed - acc.kills
+            if stored_needed and acc.value is not None:
+                needed |= {acc.value}
+            needed |= acc.decides
+            if stored_needed and insn.mode == isa.MODE_ATOMIC:
+                needed |= acc.reads
             return needed
-        insn = insns[idx]
-        if insn.cls == Cls.LDX:
-            return needed | acc.reads if acc.value in out else needed
-        stored_needed = acc.foreign or ANY_SLOT in out or bool(acc.writes & out) or \
-            (ANY_SLOT in acc.writes and _has_slot(out))
-        needed = needed - acc.kills
-        if stored_needed and acc.value is not None:
-            needed |= {acc.value}
-        needed |= acc.decides
-        if stored_needed and insn.mode == isa.MODE_ATOMIC:
-            needed |= acc.reads
-        return needed
-    return _solve_backward(prog, succ, transfer, ALL | EVERY_SLOT)
+        return transfer
+
+    def _undecided(self, decided: frozenset | None) -> dict:
+        return {} if decided is None else {idx: c for idx, c in self.compares.items() if idx not in decided}
+
+    def solve(self, decided: frozenset | None) -> dict[int, frozenset]:
+        return _solve_backward(self.prog, self.succ, self._transfer(self._undecided(decided)), ALL | EVERY_SLOT)
+
+    def extend(self, sets: dict[int, frozenset], decided: frozenset, added) -> dict[int, frozenset]:
+        """The solution for `decided` from `sets`, the one for `decided` without `added`: counting
+        more branches only adds precision, so the work starts at them and flows backwards."""
+        transfer = self._transfer(self._undecided(decided))
+        sets = dict(sets)
+        work = sorted({idx for idx in added if idx in self.compares})
+        budget = 200 * len(sets)
+        while work:
+            budget -= 1
+            if budget < 0:
+                return {idx: ALL | EVERY_SLOT for idx in sets}
+            idx = work.pop()
+            targets = self.succ[idx]
+            out = frozenset().union(*(sets.get(t, ALL | EVERY_SLOT) for t in targets)) if targets else frozenset()
+            new = transfer(idx, out)
+            if new != sets[idx]:
+                sets[idx] = new
+                work.extend(self.preds.get(idx, ()))
+        return sets
 
 
 def live_stack_slots(prog: Program) -> dict[int, frozenset]:
@@ -399,7 +477,8 @@ def live_stack_slots(prog: Program) -> dict[int, frozenset]:
     apart."""
     succ = _successors(prog)
     ptrs = _stack_pointers(prog, succ)
-    access = {i.idx: _stack_access(i, ptrs.get(i.idx, {FP: 0}), True) for i in prog.insns}
+    args = call_arguments(prog)
+    access = {i.idx: _stack_access(i, ptrs.get(i.idx, {FP: 0}), True, args) for i in prog.insns}
 
     def transfer(idx: int, out: frozenset) -> frozenset:
         acc = access[idx]
@@ -413,31 +492,47 @@ class Relevance:
     the way pruning needs them (the current frame at the instruction, a caller's frame at its
     call: registers as they are when the call returns, stack slots as the callee may read them)."""
     live: dict[int, tuple]           # registers, in order
-    precise: dict[int, frozenset]    # registers and stack slots
-    slots: dict[int, frozenset]
+    precise: dict[int, frozenset]    # registers and stack cells (`at` turns cells into slots)
+    slots: dict[int, frozenset]      # stack cells
     decided: frozenset | None = None   # the branches precision counts (None: all of them)
+    _precision: "_Precision | None" = field(default=None, compare=False)
     _callers: dict = field(default_factory=dict, compare=False)
+    _here: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, prog: Program, decided: frozenset | None = None) -> "Relevance":
         live = {idx: tuple(sorted(r for r in regs if r < 10)) for idx, regs in live_registers(prog).items()}
-        return cls(live, precise_registers(prog, decided), live_stack_slots(prog), decided)
+        precision = _Precision(prog)
+        return cls(live, precision.solve(decided), live_stack_slots(prog), decided, precision)
 
     def with_decided(self, prog: Program, decided: frozenset) -> "Relevance":
-        """The same liveness, precision recomputed for another set of decided branches."""
-        return Relevance(self.live, precise_registers(prog, decided), self.slots, decided)
+        """The same liveness, precision for another set of decided branches (from this one's
+        when that only adds branches)."""
+        precision = self._precision or _Precision(prog)
+        if self.decided is not None and self.decided <= decided:
+            precise = precision.extend(self.precise, decided, decided - self.decided)
+        else:
+            precise = precision.solve(decided)
+        return Relevance(self.live, precise, self.slots, decided, precision)
 
     def at(self, idx: int) -> tuple[tuple, frozenset, frozenset]:
-        return self.live.get(idx, ALL_ORDERED), self.precise.get(idx, ALL | EVERY_SLOT), self.slots.get(idx, EVERY_SLOT)
+        found = self._here.get(idx)
+        if found is None:
+            precise, slots = self.precise.get(idx), self.slots.get(idx)
+            found = self._here[idx] = (self.live.get(idx, ALL_ORDERED),
+                                       ALL | EVERY_SLOT if precise is None else _in_slots(precise),
+                                       EVERY_SLOT if slots is None else _in_slots(slots))
+        return found
 
     def at_call(self, callsite: int) -> tuple[tuple, frozenset, frozenset]:
         found = self._callers.get(callsite)
         if found is None:
             ret = callsite + 1
-            regs = {x for x in self.precise.get(ret, ALL) if isinstance(x, int) and x >= 0}
-            slots = {x for x in self.precise.get(callsite, EVERY_SLOT) if not isinstance(x, int) or x < 0}
-            found = self._callers[callsite] = (self.live.get(ret, ALL_ORDERED), frozenset(regs | slots),
-                                               self.slots.get(callsite, EVERY_SLOT))
+            regs = {x for x in self.at(ret)[1] if isinstance(x, int) and x >= 0}
+            live, precise, slots = self.at(callsite)
+            found = self._callers[callsite] = (self.live.get(ret, ALL_ORDERED),
+                                               frozenset(regs | {x for x in precise if not isinstance(x, int) or x < 0}),
+                                               slots)
         return found
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .domain import DYNPTR, ITER, MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
+from .domain import ARENA, DYNPTR, ITER, MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
 from .liveness import ANY_SLOT, Relevance
 
 CALLEE_SAVED = frozenset({6, 7, 8, 9})
@@ -94,6 +94,8 @@ def _reg_key(o: Reg):
         return "s" if o.tomb is None else o.tomb
     if o.type == NOT_INIT:
         return "u"      # an old uninitialized register covers anything: such states just match less often
+    if o.type == ARENA:
+        return "a"
     return (o.type, o.off, o.flags, id(o.map), o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at)
 
 
@@ -127,6 +129,8 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
         return True
     if o.type != c.type:
         return False
+    if o.type == ARENA:
+        return True     # regsafe(): arena pointers are not followed, any one covers another
     if o.type == SCALAR:
         if o.tomb != c.tomb:     # a dead pointer's story still shows if it is used
             return False

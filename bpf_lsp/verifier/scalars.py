@@ -44,6 +44,14 @@ def alu_scalar(op: int, dst: Reg, src: Reg, wide: bool, off: int = 0, imm: int =
         if v is None:
             return UNKNOWN if wide else scalar_range(0, U32)
         return scalar_const(v if wide else v & U32)
+    if op == isa.ARSH and src.is_const:
+        # a sign extension (`<<= 32; s>>= 32`, `(s64)(s32)x`) keeps a range that fits
+        sh = src.const & (63 if wide else 31)
+        if wide:
+            return scalar_signed(dst.smin >> sh, dst.smax >> sh)
+        if dst.umax <= 0x7FFFFFFF:
+            return scalar_range(dst.umin >> sh, dst.umax >> sh)
+        return scalar_range(0, U32)
     res = _range_op(op, dst, src)
     if not wide:
         if res.umax > U32:
@@ -118,6 +126,9 @@ def _range_op(op: int, d: Reg, s: Reg) -> Reg:
         return scalar_range(0, min(d.umax, s.umax))
     if op == isa.MOD and s.is_const and s.const:
         return scalar_range(0, min(d.umax, s.const - 1))
+    if op == isa.LSH and s.is_const and d.umax << (s.const & 63) <= U64:
+        sh = s.const & 63
+        return scalar_range(d.umin << sh, d.umax << sh)
     if op == isa.RSH and s.is_const:
         sh = s.const & 63
         return scalar_range(d.umin >> sh, d.umax >> sh)
