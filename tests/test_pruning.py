@@ -20,18 +20,18 @@ def programs(tmp_path_factory):
 
 def test_counting_more_branches_from_a_solution_equals_solving_afresh(programs):
     # the interpreter extends precision as it finds decided branches (Relevance.with_decided)
-    from bpf_lsp.verifier.liveness import Relevance, _Precision
+    from bpf_lsp.verifier.liveness import Dataflow, Relevance
     rng = random.Random(7)
     for prog in programs.values():
-        precision = _Precision(prog)
-        branches = sorted(precision.compares)
+        flow = Dataflow(prog)
+        branches = sorted(flow.compares)
         assert branches, prog.name
         relevance, decided = Relevance.of(prog, frozenset()), frozenset()
         for _ in range(3):
             decided |= frozenset(rng.sample(branches, min(2, len(branches))))
             relevance = relevance.with_decided(prog, decided)
-            assert relevance.precise == precision.solve(decided), prog.name
-        assert relevance.with_decided(prog, frozenset(branches)).precise == precision.solve(frozenset(branches))
+            assert relevance.precise == flow.precise(decided), prog.name
+        assert relevance.with_decided(prog, frozenset(branches)).precise == flow.precise(frozenset(branches))
 
 
 def test_calls_read_only_the_arguments_their_prototype_has(programs):

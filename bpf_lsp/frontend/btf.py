@@ -502,6 +502,16 @@ class Btf:
         found = self.find_by_name(name, Kind.FUNC)
         return found[0] if found else None
 
+    def func_params(self, name: str) -> list[tuple[str, int]] | None:
+        """The parameters of the function named `name` (a FUNC here), None if there is none."""
+        func = self.func_by_name(name)
+        if func is None:
+            return None
+        try:
+            return list(self.func_proto(func.id).params or ())
+        except BtfError:
+            return None
+
     def func_proto(self, func_id: int) -> BtfType:
         """The FUNC_PROTO of a FUNC (or of a pointer to a function, or the proto itself)."""
         t = self[self.resolve(func_id)]

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elftools.elf.elffile import ELFFile
+
 from bpf_lsp.frontend import headers
+from bpf_lsp.frontend.btf import Btf, Kind
 from bpf_lsp.frontend.compile_db import find_compile_commands, flags_for
 from bpf_lsp.frontend.preamble import (MTIME_SLACK_NS, PreambleCache, PreambleInputs, blank_preamble,
                                        has_includes, preamble_line_count, split_lines, stat_dependencies)
@@ -329,8 +332,6 @@ def _externs_without_btf(obj: bytes) -> bool:
     """Whether the object uses an extern that has no BTF. clang leaves out the BTF VAR of an
     extern variable declared in a precompiled preamble (a `__kconfig` value, a global another
     file defines), which the loader, the linker and our `.kconfig` reading need."""
-    from elftools.elf.elffile import ELFFile
-    from bpf_lsp.frontend.btf import Btf, Kind
     try:
         elf = ELFFile(io.BytesIO(obj))
         symtab, section = elf.get_section_by_name(".symtab"), elf.get_section_by_name(".BTF")

@@ -39,7 +39,7 @@ MAX_FRAMES = 8
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
-EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits + this is dropped
+EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits + this is dropped (Explored.stale)
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 SATURATED_AFTER = 8         # ... or until this many in a row showed nothing new there
@@ -112,6 +112,11 @@ class Explored:
     state: State
     hits: int = 0
     misses: int = 0
+
+    @property
+    def stale(self) -> bool:
+        """It keeps failing to match (the kernel's miss_cnt > 3 * hit_cnt + 3): drop it."""
+        return self.misses > 3 * self.hits + EVICT_AFTER_MISSES
 
 
 class Interpreter:
@@ -422,11 +427,11 @@ class Interpreter:
             if self.restart_with is not None:
                 return True     # the walk is over
             ex.misses += 1
-            stale = stale or ex.misses > 3 * ex.hits + EVICT_AFTER_MISSES
+            stale = stale or ex.stale
         if stale:
             # like the kernel, forget states that keep failing to match: every later check would
             # walk them again (the newest stays, for an iterator loop's widening below)
-            seen[:-1] = [ex for ex in seen[:-1] if ex.misses <= 3 * ex.hits + EVICT_AFTER_MISSES]
+            seen[:-1] = [ex for ex in seen[:-1] if not ex.stale]
         if idx in self.iter_next_calls and seen and only_scalars_differ(seen[-1].state, st, idx, self.relevance):
             # an iterator loop converges only when its loop-carried scalars stop mattering; where
             # anything else differs (a pointer found in one iteration), states stay exact
@@ -1342,12 +1347,8 @@ class Interpreter:
     def _returns_number_from_numbers(self, name: str, st: State) -> bool:
         obj = self.prog.obj
         proto = obj.extern_protos.get(name) if obj is not None else None
-        func = self.btf.func_by_name(name) if self.btf is not None else None
-        if proto is None or proto[0] not in ("scalar", "void") or func is None:
-            return False
-        try:
-            params = self.btf.func_proto(func.id).params or []
-        except BtfError:
+        params = self.btf.func_params(name) if self.btf is not None else None
+        if proto is None or proto[0] not in ("scalar", "void") or params is None:
             return False
         regs = st.cur.regs
         return len(params) <= 5 and all(regs[i + 1].type == SCALAR and regs[i + 1].tomb is None

@@ -1,10 +1,11 @@
-"""Static register liveness and precision, so state pruning can ignore what cannot matter.
+"""What of a state can still matter at each instruction, so state pruning can ignore the rest.
 
-Two backward dataflows over each function of the linked program: which registers are read
-again (liveness), and which scalars' values may still decide something (precision). Calls read
-r1-r5 and write r0-r5; exit reads r0; a BPF-to-BPF call is treated like a helper call (its
-callee's reads are its own function's business), which is what the kernel's per-frame
-liveness does too.
+Backward dataflows over each function of the linked program (`Dataflow`): which registers are
+read again (liveness), which 4-byte stack cells are (stack liveness), and which scalars' values
+may still decide something (precision); a forward one finds the registers and spilled values
+that point into the stack. A call reads the arguments its prototype has (all five when it has
+none we know) and writes r0-r5; exit reads r0; a BPF-to-BPF call is treated like a helper call
+(its callee's reads are its own function's business), as the kernel's per-frame liveness does.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from dataclasses import dataclass, field
 from ..frontend import isa
 from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
-from ..frontend.btf import BtfError
-from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program
+from ..frontend.objfile import HelperRef, KfuncRef, Program
 from . import kfuncs as K
 from .dynptr import SLICE_BUFFER_ARGS
 
@@ -40,11 +40,8 @@ def call_arguments(prog: Program) -> dict[int, frozenset]:
             c_args = helpers[str(m.id)]["c_args"]
             n = 5 if "..." in c_args else len([a for a in c_args if a != "void"])
         elif isinstance(m, KfuncRef) and btf is not None:
-            func = btf.func_by_name(m.name)
-            try:
-                n = len(btf.func_proto(func.id).params or ()) if func is not None else None
-            except BtfError:
-                n = None
+            params = btf.func_params(m.name)
+            n = None if params is None else len(params)
         out[insn.idx] = CALL_USES if n is None or n > 5 else frozenset(range(1, n + 1))
     return out
 
@@ -121,24 +118,15 @@ def _solve_backward(prog: Program, succ: dict[int, list[int]], transfer, top: fr
     return {idx: top for idx in sets}
 
 
-def live_registers(prog: Program) -> dict[int, frozenset]:
-    """Instruction index -> registers live on entry to it."""
-    args = call_arguments(prog)
-    ud = {i.idx: _uses_defs(i, args) for i in prog.insns}
-
-    def transfer(idx: int, out: frozenset) -> frozenset:
-        uses, defs = ud[idx]
-        return uses | (out - defs)
-    return _solve_backward(prog, _successors(prog), transfer)
-
-
 ANY_SLOT = "any"    # in a set of stack slots: every slot (an access we cannot place)
 EVERY_SLOT = frozenset({ANY_SLOT})
 FP = 10
 MAP_LOOKUP_ELEM = HELPER_IDS["bpf_map_lookup_elem"]
-# helpers that hand the callback they are given a pointer their caller passed (its `ctx`)
-STACK_CALLBACK_HELPERS = frozenset(HELPER_IDS[n] for n in (
-    "bpf_loop", "bpf_for_each_map_elem", "bpf_user_ringbuf_drain", "bpf_find_vma"))
+# helpers that hand the callback they are given stack memory of their caller (its `ctx`: an
+# ARG_PTR_TO_FUNC and an ARG_PTR_TO_STACK in the kernel's prototype, as bpf_loop has)
+STACK_CALLBACK_HELPERS = frozenset(
+    int(num) for num, entry in K.kernel_table()["helpers"].items()
+    if {"ARG_PTR_TO_FUNC", "ARG_PTR_TO_STACK"} <= {k.split("|")[0] for kinds in entry["args"] for k in kinds})
 UNPLACED = "unplaced"   # a pointer into this frame's stack at an offset we do not know
 OTHER = "other"         # a pointer into a caller's stack (an argument): never this frame's slots
 SPILL = "spill"         # in the forward state, (SPILL, slot): a stack pointer spilled there;
@@ -275,7 +263,7 @@ def _in_slots(cells: frozenset) -> frozenset:
 
 
 def _placed(where, off: int, size: int) -> frozenset:
-    """Slots of this frame an access through a stack pointer at `where` may touch."""
+    """Cells of this frame an access through a stack pointer at `where` may touch."""
     if where == OTHER:
         return frozenset()
     if isinstance(where, int):
@@ -284,7 +272,7 @@ def _placed(where, off: int, size: int) -> frozenset:
 
 
 class _StackAccess:
-    """How one instruction touches its frame's stack slots: the slots it reads, those it
+    """How one instruction touches its frame's stack cells: the cells it reads, those it
     overwrites whole, those it writes, and the register the value comes from or goes to."""
     __slots__ = ("reads", "kills", "writes", "value", "foreign", "decides")
 
@@ -295,7 +283,7 @@ class _StackAccess:
         self.decides = decides      # slots a call reads whose values may decide what happens next
 
 
-def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool, args: dict[int, frozenset]) -> _StackAccess | None:
+def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackAccess | None:
     cls = insn.cls
     if cls == Cls.LDX and insn.src in ptrs:
         return _StackAccess(reads=_placed(ptrs[insn.src], insn.off, insn.size), value=insn.dst)
@@ -323,7 +311,7 @@ def _stack_access(insn: Insn, ptrs: dict, with_callbacks: bool, args: dict[int, 
             reads |= set(range(where // CELL, 0))
         if not reads:
             return None
-        if insn.is_subprog_call or (with_callbacks and insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
+        if insn.is_subprog_call or (insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
             decides = frozenset(reads)      # a subprogram (or a callback handed this memory) may branch on it
         elif insn.is_helper_call and insn.imm == MAP_LOOKUP_ELEM and isinstance(ptrs.get(2), int):
             # an array lookup at a constant key the kernel reads back is never NULL
@@ -366,54 +354,49 @@ def _precision_flow(insn: Insn, args: dict[int, frozenset]) -> tuple[frozenset, 
     return frozenset(), frozenset(), frozenset()
 
 
-def _passes_callbacks(prog: Program) -> bool:
-    """Whether the program takes a subprogram's address (bpf_loop, for_each, timers, ...): a
-    helper may then give the stack it was handed to code that branches on it."""
-    return any(isinstance(m, FuncAddrRef) for m in prog.meanings.values())
-
-
 def _has_slot(s: frozenset) -> bool:
     return any(not isinstance(x, int) or x < 0 for x in s)
 
 
-def precise_registers(prog: Program, decided: frozenset | None = None) -> dict[int, frozenset]:
-    """Instruction index -> registers (0-10) and stack slots (negative, or ANY_SLOT) whose scalar
-    value may still decide something.
-
-    The static counterpart of the kernel's precision marks (mark_chain_precision): a scalar
-    matters only if it, or a value computed from it, later reaches a branch, a pointer's
-    offset, a call's argument or the return value, directly or through a stack slot. Elsewhere
-    (a counter only ever stored to a map, a field read and never compared) two states differing
-    in it verify the same, and pruning may treat any old scalar there as covering the current
-    one. A branch counts only if it is in `decided` (None: every branch), the jumps whose outcome
-    a path's values fixed (check_cond_jmp_op() marks only those): a branch that went both ways
-    explored both, whatever the value; it passes precision between its two operands, whose
-    ranges it narrows. Conservative where the kernel is exact: stack memory a call is given is
-    all precise; a value stored anywhere but the stack is forgotten (loads from maps and
-    contexts give unknown scalars).
-    """
-    return _Precision(prog).solve(decided)
-
-
-class _Precision:
-    """`precise_registers`' inputs, worked out once per program, and its solution for a set of
-    decided branches; `extend` adds branches to a solution, from where it stands."""
+class Dataflow:
+    """The facts of one program the analyses share (control flow, call arguments, what each
+    instruction reads and writes of its frame's stack), worked out once, and the analyses."""
 
     def __init__(self, prog: Program):
         self.prog = prog
         self.succ = _successors(prog)
-        ptrs = _stack_pointers(prog, self.succ)
         self.insns = {i.idx: i for i in prog.insns}
-        args = call_arguments(prog)
-        self.flow = {idx: _precision_flow(i, args) for idx, i in self.insns.items()}
-        callbacks = _passes_callbacks(prog)
-        self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), callbacks, args) for idx, i in self.insns.items()}
+        self.args = call_arguments(prog)
+        ptrs = _stack_pointers(prog, self.succ)
+        self.flow = {idx: _precision_flow(i, self.args) for idx, i in self.insns.items()}
+        self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), self.args) for idx, i in self.insns.items()}
         # a conditional jump -> the registers it compares
         self.compares = {idx: f[0] for idx, f in self.flow.items() if self.insns[idx].is_jump and f[0]}
         self.preds: dict[int, list[int]] = {}
         for idx, targets in self.succ.items():
             for t in targets:
                 self.preds.setdefault(t, []).append(idx)
+
+    def live_registers(self) -> dict[int, frozenset]:
+        """Instruction index -> registers live on entry to it."""
+        ud = {idx: _uses_defs(i, self.args) for idx, i in self.insns.items()}
+
+        def transfer(idx: int, out: frozenset) -> frozenset:
+            uses, defs = ud[idx]
+            return uses | (out - defs)
+        return _solve_backward(self.prog, self.succ, transfer)
+
+    def live_stack_cells(self) -> dict[int, frozenset]:
+        """Instruction index -> stack cells of its own frame that may be read later (ANY_SLOT in
+        the set: all of them). The kernel's stack liveness: a slot nobody reads again before it
+        is overwritten (a loop counter spilled for a call's arguments, say) cannot tell two
+        states apart."""
+        access = self.access
+
+        def transfer(idx: int, out: frozenset) -> frozenset:
+            acc = access[idx]
+            return out if acc is None else (out - acc.kills) | acc.reads
+        return _solve_backward(self.prog, self.succ, transfer, EVERY_SLOT)
 
     def _transfer(self, undecided: dict):
         flow, access, insns = self.flow, self.access, self.insns
@@ -446,11 +429,26 @@ class _Precision:
     def _undecided(self, decided: frozenset | None) -> dict:
         return {} if decided is None else {idx: c for idx, c in self.compares.items() if idx not in decided}
 
-    def solve(self, decided: frozenset | None) -> dict[int, frozenset]:
+    def precise(self, decided: frozenset | None = None) -> dict[int, frozenset]:
+        """Instruction index -> registers (0-10) and stack cells (negative, or ANY_SLOT) whose scalar
+        value may still decide something.
+
+        The static counterpart of the kernel's precision marks (mark_chain_precision): a scalar
+        matters only if it, or a value computed from it, later reaches a branch, a pointer's
+        offset, a call's argument or the return value, directly or through a stack slot. Elsewhere
+        (a counter only ever stored to a map, a field read and never compared) two states differing
+        in it verify the same, and pruning may treat any old scalar there as covering the current
+        one. A branch counts only if it is in `decided` (None: every branch), the jumps whose outcome
+        a path's values fixed (check_cond_jmp_op() marks only those): a branch that went both ways
+        explored both, whatever the value; it passes precision between its two operands, whose
+        ranges it narrows. Conservative where the kernel is exact: stack memory a call is given is
+        all precise; a value stored anywhere but the stack is forgotten (loads from maps and
+        contexts give unknown scalars).
+        """
         return _solve_backward(self.prog, self.succ, self._transfer(self._undecided(decided)), ALL | EVERY_SLOT)
 
     def extend(self, sets: dict[int, frozenset], decided: frozenset, added) -> dict[int, frozenset]:
-        """The solution for `decided` from `sets`, the one for `decided` without `added`: counting
+        """`precise(decided)` from `sets`, the one for `decided` without `added`: counting
         more branches only adds precision, so the work starts at them and flows backwards."""
         transfer = self._transfer(self._undecided(decided))
         sets = dict(sets)
@@ -470,50 +468,34 @@ class _Precision:
         return sets
 
 
-def live_stack_slots(prog: Program) -> dict[int, frozenset]:
-    """Instruction index -> stack slots of its own frame that may be read later (ANY_SLOT in
-    the set: all of them). The kernel's stack liveness: a slot nobody reads again before it is
-    overwritten (a loop counter spilled for a call's arguments, say) cannot tell two states
-    apart."""
-    succ = _successors(prog)
-    ptrs = _stack_pointers(prog, succ)
-    args = call_arguments(prog)
-    access = {i.idx: _stack_access(i, ptrs.get(i.idx, {FP: 0}), True, args) for i in prog.insns}
-
-    def transfer(idx: int, out: frozenset) -> frozenset:
-        acc = access[idx]
-        return out if acc is None else (out - acc.kills) | acc.reads
-    return _solve_backward(prog, succ, transfer, EVERY_SLOT)
-
-
 @dataclass(frozen=True)
 class Relevance:
-    """What of a state may still matter at each instruction: the three analyses above, looked up
+    """What of a state may still matter at each instruction: the three analyses of `Dataflow`, looked up
     the way pruning needs them (the current frame at the instruction, a caller's frame at its
     call: registers as they are when the call returns, stack slots as the callee may read them)."""
     live: dict[int, tuple]           # registers, in order
     precise: dict[int, frozenset]    # registers and stack cells (`at` turns cells into slots)
     slots: dict[int, frozenset]      # stack cells
     decided: frozenset | None = None   # the branches precision counts (None: all of them)
-    _precision: "_Precision | None" = field(default=None, compare=False)
+    _flow: "Dataflow | None" = field(default=None, compare=False)
     _callers: dict = field(default_factory=dict, compare=False)
     _here: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, prog: Program, decided: frozenset | None = None) -> "Relevance":
-        live = {idx: tuple(sorted(r for r in regs if r < 10)) for idx, regs in live_registers(prog).items()}
-        precision = _Precision(prog)
-        return cls(live, precision.solve(decided), live_stack_slots(prog), decided, precision)
+        flow = Dataflow(prog)
+        live = {idx: tuple(sorted(r for r in regs if r < 10)) for idx, regs in flow.live_registers().items()}
+        return cls(live, flow.precise(decided), flow.live_stack_cells(), decided, flow)
 
     def with_decided(self, prog: Program, decided: frozenset) -> "Relevance":
         """The same liveness, precision for another set of decided branches (from this one's
         when that only adds branches)."""
-        precision = self._precision or _Precision(prog)
+        flow = self._flow or Dataflow(prog)
         if self.decided is not None and self.decided <= decided:
-            precise = precision.extend(self.precise, decided, decided - self.decided)
+            precise = flow.extend(self.precise, decided, decided - self.decided)
         else:
-            precise = precision.solve(decided)
-        return Relevance(self.live, precise, self.slots, decided, precision)
+            precise = flow.precise(decided)
+        return Relevance(self.live, precise, self.slots, decided, flow)
 
     def at(self, idx: int) -> tuple[tuple, frozenset, frozenset]:
         found = self._here.get(idx)
