@@ -24,7 +24,7 @@ from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUN
                      UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
                      dead_pointer, scalar_const, scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
-from .liveness import Relevance
+from .liveness import FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
@@ -146,6 +146,9 @@ class Interpreter:
         self.imprecise_prunes: list[tuple[int, State, State]] = []
         self.restart_with: frozenset | None = None
         self.iter_next_calls = self._iter_next_calls()
+        # stack stores precision took for ones at an unknown offset (Dataflow.unplaced_stores)
+        flow = self.relevance._flow
+        self.unplaced_stores = flow.unplaced_stores if flow is not None else frozenset()
         self._dynptr_params: dict[tuple, tuple] = {}
         self._params_cache: dict[int, list[tuple[str, str, int]]] = {}
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
@@ -591,15 +594,23 @@ class Interpreter:
         if dst.type == ANYTHING or src.type == ANYTHING:
             regs[insn.dst] = dst if dst.type == ANYTHING else src
             return
+        if ARENA in (dst.type, src.type) and op not in (isa.NEG, isa.END):
+            # adjust_reg_min_max_vals(): any arithmetic with an arena pointer, 32-bit too, gives an
+            # arena pointer (the kernel does not follow arena memory)
+            regs[insn.dst] = dst if dst.type == ARENA else src
+            return
         if dst.type == SCALAR and src.type == SCALAR:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             taint = dst.load_time or src.load_time
             regs[insn.dst] = replace(result, load_time=taint) if taint and result.type == SCALAR else result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
+            if insn.uses_reg_src:
+                self._decided(insn.idx)     # the number is a pointer's offset here
             regs[insn.dst] = self._ptr_arith(insn, dst, src, op == isa.SUB)
             return
         if wide and op == isa.ADD and src.is_pointer and dst.type == SCALAR:
+            self._decided(insn.idx)
             regs[insn.dst] = self._ptr_arith(insn, src, dst, False, reg=insn.src)
             return
         # pointer - pointer, or any other operation involving a pointer: an unknown number
@@ -769,12 +780,15 @@ class Interpreter:
     def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg, idx: int = -1) -> None:
         fr = self._stack_frame(st, base)
         if base.var_off:
-            # check_stack_write_var_off(): any dynptr the write may touch is overwritten
             lo, hi = off + base.vmin, off + base.vmax + size - 1
             if hi - lo < 512:
-                for s in range(lo // 8, hi // 8 + 1):
-                    dynptr.overwrite_check(self, st, fr, s, idx)
+                for s in self._stack_write_var_off(st, fr, lo, hi, value, idx):
+                    self._stored_at(st, base, idx, 8 * s, 8)
             return
+        if idx in self.unplaced_stores:
+            # a store precision took for one at an unknown offset: here its slot is known, so the
+            # value matters like any spill's
+            self._stored_at(st, base, idx, off, size)
         for s in {off // 8, (off + size - 1) // 8}:
             dynptr.overwrite_check(self, st, fr, s, idx)
         slot = off // 8
@@ -791,6 +805,46 @@ class Interpreter:
         # constant only when stored at the start of the slot (an imprecise spilled register)
         known = value.const if value.is_const and (value.const == 0 or off % 8 == 0) else None
         fr.stack[slot] = old.store(off % 8, size, known)
+
+    def _stored_at(self, st: State, base: Reg, idx: int, off: int, size: int) -> None:
+        """Precision learns where an unplaced store (Dataflow.unplaced_stores) put its value."""
+        if idx not in self.unplaced_stores:
+            return
+        if base.frameno < len(st.frames) - 1:
+            self._decided((idx, FOREIGN))
+            return
+        for cell in stack_cells(off, size):
+            self._decided((idx, cell))
+
+    def _stack_write_var_off(self, st: State, fr: Frame, lo: int, hi: int, value: Reg, idx: int) -> list[int]:
+        """check_stack_write_var_off(): the bytes fp+lo..fp+hi may be written, so what they held
+        is lost (STACK_MISC), spilled values included; a zero written where zeros were keeps
+        them. Returns the slots it kept, where the value's exact zero matters."""
+        zero = value.type == SCALAR and value.is_const and value.const == 0
+        kept = []
+        for s in range(lo // 8, hi // 8 + 1):
+            dynptr.overwrite_check(self, st, fr, s, idx)
+            old = fr.stack.get(s)
+            if old is None:
+                continue
+            if zero and isinstance(old, Reg) and old.type == SCALAR and old.is_const and old.const == 0:
+                kept.append(s)      # a spilled zero stays one
+                continue
+            if isinstance(old, Reg) and (old.type in (ITER, DYNPTR) or old.ref_obj_id):
+                continue    # objects with a lifetime of their own are checked where they are used
+            if old == ZERO_SLOT:
+                old = KnownBytes((0,) * 8)
+            if isinstance(old, KnownBytes):
+                # per byte: those it may write are lost, but for zeros written over zeros
+                first, last = max(lo, 8 * s) - 8 * s, min(hi, 8 * s + 7) - 8 * s
+                known = tuple(b if not first <= k <= last or (zero and b == 0) else None
+                              for k, b in enumerate(old.known))
+                if zero and any(old.known[k] == 0 for k in range(first, last + 1)):
+                    kept.append(s)
+                fr.stack[s] = MISC if all(b is None for b in known) else KnownBytes(known)
+            else:
+                fr.stack[s] = MISC
+        return kept
 
     def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
@@ -968,9 +1022,12 @@ class Interpreter:
         op = insn.op
         if op == isa.JA:
             return insn.jump_target
-        if op == isa.JCOND:  # may_goto: bounded by the kernel; explore both ways
-            self.pending.append((insn.jump_target, st.copy()))
-            return insn.idx + 1
+        if op == isa.JCOND:
+            # may_goto, bounded by the kernel: both ways, the loop's exit first and the next
+            # iteration queued, as check_cond_jmp_op() does. The order matters: a state leaving
+            # a loop early (its later slots never written) covers the ones that leave it later.
+            self.pending.append((insn.idx + 1, st.copy()))
+            return insn.jump_target
         wide = insn.cls == Cls.JMP
         dst = self._read(st, insn.dst, insn.idx)
         src = self._read(st, insn.src, insn.idx) if insn.uses_reg_src else scalar_const(insn.imm)
@@ -978,7 +1035,7 @@ class Interpreter:
         ptr, other = (dst, src) if dst.is_pointer else (src, dst)
         if ptr.is_pointer and other.type == SCALAR and other.is_const and other.const == 0 and op in (isa.JEQ, isa.JNE):
             if insn.uses_reg_src:
-                self._decided(insn)     # a register's zero made this a NULL check
+                self._decided(insn.idx)     # a register's zero made this a NULL check
             if not ptr.maybe_null and _not_null(ptr):
                 # a pointer known to be valid is never NULL: only one way is possible
                 return insn.jump_target if op == isa.JNE else insn.idx + 1
@@ -1003,7 +1060,7 @@ class Interpreter:
         if dst.type == SCALAR and src.type == SCALAR:
             outcome = branch_outcome(op, dst, src, wide)
             if outcome is not None:
-                self._decided(insn)
+                self._decided(insn.idx)
                 return insn.jump_target if outcome else insn.idx + 1
             if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
                 # a bound set at load time (a CPU count, a table size) decides the way: the paths
@@ -1021,10 +1078,12 @@ class Interpreter:
         self.pending.append((insn.jump_target, st.copy()))
         return insn.idx + 1
 
-    def _decided(self, insn: Insn) -> None:
+    def _decided(self, idx) -> None:
+        """A value decided what instruction `idx` did (a branch's way, a pointer's offset), or
+        (store, cell): an unplaced store put its value in that stack cell."""
         decided = self.relevance.decided
-        if decided is not None and insn.idx not in decided:
-            self.newly_decided.add(insn.idx)
+        if decided is not None and idx not in decided:
+            self.newly_decided.add(idx)
 
     def _continue_with(self, idx: int, new_state: State):
         """Continue the current path with a different state object (swap in place)."""

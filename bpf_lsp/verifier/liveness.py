@@ -4,8 +4,10 @@ Backward dataflows over each function of the linked program (`Dataflow`): which 
 read again (liveness), which 4-byte stack cells are (stack liveness), and which scalars' values
 may still decide something (precision); a forward one finds the registers and spilled values
 that point into the stack. A call reads the arguments its prototype has (all five when it has
-none we know) and writes r0-r5; exit reads r0; a BPF-to-BPF call is treated like a helper call
-(its callee's reads are its own function's business), as the kernel's per-frame liveness does.
+none we know) and writes r0-r5; exit reads r0. A BPF-to-BPF call reads the argument registers
+live (or precise) on entry to its callee, as the kernel's liveness and precision marks follow a
+call into the callee and back: the functions are solved together, callees' entries feeding
+their call sites.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from ..frontend import isa
 from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
-from ..frontend.objfile import HelperRef, KfuncRef, Program
+from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program, SubprogRef
 from . import kfuncs as K
 from .dynptr import SLICE_BUFFER_ARGS
 
@@ -25,9 +27,10 @@ CALL_DEFS = frozenset({0, 1, 2, 3, 4, 5})
 
 
 def call_arguments(prog: Program) -> dict[int, frozenset]:
-    """Call instruction -> the argument registers the callee reads: as many as a helper's or a
+    """Call instruction -> the argument registers the callee may read: as many as a helper's or a
     kfunc's prototype has; all five for a subprogram (clang may drop a static function's unused
-    parameters, its BTF still lists them) and for whatever we have no prototype of."""
+    parameters, its BTF still lists them; `Dataflow` narrows its registers to those the callee
+    reads) and for whatever we have no prototype of."""
     btf = prog.obj.btf
     helpers = K.kernel_table()["helpers"]
     out: dict[int, frozenset] = {}
@@ -100,16 +103,16 @@ def _successors(prog: Program) -> dict[int, list[int]]:
 
 
 def _solve_backward(prog: Program, succ: dict[int, list[int]], transfer, top: frozenset = ALL) -> dict[int, frozenset]:
-    """The set on entry to each instruction: `transfer(idx, out)` gives an instruction's set from
-    the union of its successors'. Where the fixpoint is not reached, every set is `top` (the
-    safe answer for the analyses here)."""
+    """The set on entry to each instruction: `transfer(idx, out, sets)` gives an instruction's set
+    from the union of its successors' (and, at a call, its callee's entry in `sets`). Where the
+    fixpoint is not reached, every set is `top` (the safe answer for the analyses here)."""
     sets: dict[int, frozenset] = {i.idx: frozenset() for i in prog.insns}
-    order = sorted(sets, reverse=True)
+    order = sorted(sets, reverse=True)    # callees follow their callers: solved first in a round
     for _ in range(200):
         changed = False
         for idx in order:
             out = frozenset().union(*(sets.get(s, top) for s in succ[idx])) if succ[idx] else frozenset()
-            new = transfer(idx, out)
+            new = transfer(idx, out, sets)
             if new != sets[idx]:
                 sets[idx] = new
                 changed = True
@@ -129,6 +132,8 @@ STACK_CALLBACK_HELPERS = frozenset(
     if {"ARG_PTR_TO_FUNC", "ARG_PTR_TO_STACK"} <= {k.split("|")[0] for kinds in entry["args"] for k in kinds})
 UNPLACED = "unplaced"   # a pointer into this frame's stack at an offset we do not know
 OTHER = "other"         # a pointer into a caller's stack (an argument): never this frame's slots
+FOREIGN = "foreign"     # in a decided (store, cell): the store went to a caller's stack
+ALWAYS_NEEDED, NEVER_NEEDED = "always", "never"   # whether a function's return value is precise
 SPILL = "spill"         # in the forward state, (SPILL, slot): a stack pointer spilled there;
                         # SPILL alone: one spilled at a slot we do not know
 
@@ -139,35 +144,48 @@ def _stack_pointers(prog: Program, succ: dict[int, list[int]]) -> dict[int, dict
     (r10, its copies and offsets, spills of them read back, the arguments of a subprogram);
     (SPILL, slot) keys say which slots may hold such a pointer."""
     main = prog.functions[0].start
-    sets: dict[int, dict[int, object]] = {}
-    work = []
-    for f in prog.functions:
-        sets[f.start] = {FP: 0} if f.start == main else {FP: 0, 1: OTHER, 2: OTHER, 3: OTHER, 4: OTHER, 5: OTHER}
-        work.append(f.start)
-    insns = {i.idx: i for i in prog.insns}
+    entries = {f.start: {FP: 0} if f.start == main else {FP: 0, 1: OTHER, 2: OTHER, 3: OTHER, 4: OTHER, 5: OTHER}
+               for f in prog.functions}
     stack_returning = _stack_returning_calls(prog)
+    return _solve_forward(prog, succ, entries, lambda insn, ptrs: _stack_pointer_transfer(insn, ptrs, stack_returning),
+                          _join_pointers)
+
+
+def _solve_forward(prog: Program, succ: dict[int, list[int]], entries: dict[int, object], transfer, join) -> dict:
+    """The fact on entry to each instruction reached from `entries` (instruction -> fact there):
+    `transfer(insn, fact)` gives the fact after an instruction, `join(a, b)` the one where two
+    paths meet."""
+    insns = {i.idx: i for i in prog.insns}
+    sets = dict(entries)
+    work = list(entries)
     while work:
         idx = work.pop()
         insn = insns.get(idx)
         if insn is None:
             continue
-        out = _stack_pointer_transfer(insn, sets[idx], stack_returning)
-        for s in succ.get(idx, ()):
-            old = sets.get(s)
-            new = out if old is None else _join_pointers(old, out)
+        out = transfer(insn, sets[idx])
+        for t in succ.get(idx, ()):
+            old = sets.get(t)
+            new = out if old is None else join(old, out)
             if new != old:
-                sets[s] = new
-                work.append(s)
+                sets[t] = new
+                work.append(t)
     return sets
+
+
+def _join_where(a, b):
+    """Where a value may point, given it points where `a` or `b` says (None: not into a stack)."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    return UNPLACED     # two places in this frame, or this frame's and a caller's
 
 
 def _join_pointers(a: dict, b: dict) -> dict:
     out = dict(a)
     for r, v in b.items():
-        if r in out and out[r] != v:
-            out[r] = OTHER if out[r] == OTHER and v == OTHER else UNPLACED
-        else:
-            out[r] = v
+        out[r] = _join_where(out.get(r), v)
     return out
 
 
@@ -209,11 +227,16 @@ def _stack_pointer_transfer(insn: Insn, ptrs: dict, stack_returning: dict[int, i
         if where == OTHER:      # what a caller spilled points into a caller's stack, if anywhere
             out[insn.dst] = OTHER
         elif where is not None:  # a spilled stack pointer read back
-            spilled = ptrs.get((SPILL, (where + insn.off) // 8)) if isinstance(where, int) else None
-            if spilled is not None:
-                out[insn.dst] = spilled
-            elif SPILL in ptrs or (not isinstance(where, int) and any(isinstance(k, tuple) for k in ptrs)):
-                out[insn.dst] = UNPLACED
+            if isinstance(where, int):
+                # what was spilled at this slot, or at a slot we do not know
+                found = _join_where(ptrs.get((SPILL, (where + insn.off) // 8)), ptrs.get(SPILL))
+            else:   # any slot: whatever was spilled anywhere
+                found = None
+                for k, v in ptrs.items():
+                    if k == SPILL or isinstance(k, tuple):
+                        found = _join_where(found, v)
+            if found is not None:
+                out[insn.dst] = found
         return out
     if cls in (Cls.ST, Cls.STX) and insn.mode != isa.MODE_ATOMIC and insn.dst in ptrs:
         where = ptrs[insn.dst]
@@ -224,7 +247,9 @@ def _stack_pointer_transfer(insn: Insn, ptrs: dict, stack_returning: dict[int, i
             if value is not None:
                 out[slot] = value
         elif value is not None and where != OTHER:
-            out[SPILL] = UNPLACED       # a stack pointer spilled we do not know where
+            # a stack pointer spilled we do not know where: one into a caller's stack stays
+            # one (reading it back never names this frame's slots)
+            out[SPILL] = _join_where(out.get(SPILL), value if value == OTHER else UNPLACED)
         return out
     if cls == Cls.LD:
         for r in ({insn.dst} if insn.is_ld_imm64 else CALL_DEFS):
@@ -249,7 +274,7 @@ CELL = 4    # the stack analyses follow 4-byte cells (cell c is fp+4c..fp+4c+3, 
             # a u32 stored in half a slot ends what that half held, not what the other half does
 
 
-def _slots(off: int, size: int) -> frozenset:
+def stack_cells(off: int, size: int) -> frozenset:
     """The cells an access of `size` bytes at fp+`off` touches (a frame's own stack is below fp;
     anything else we cannot place)."""
     if off >= 0 or off + size > 0:
@@ -267,7 +292,7 @@ def _placed(where, off: int, size: int) -> frozenset:
     if where == OTHER:
         return frozenset()
     if isinstance(where, int):
-        return _slots(where + off, size)
+        return stack_cells(where + off, size)
     return EVERY_SLOT
 
 
@@ -314,8 +339,9 @@ def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackA
         if insn.is_subprog_call or (insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
             decides = frozenset(reads)      # a subprogram (or a callback handed this memory) may branch on it
         elif insn.is_helper_call and insn.imm == MAP_LOOKUP_ELEM and isinstance(ptrs.get(2), int):
-            # an array lookup at a constant key the kernel reads back is never NULL
-            decides = _slots(ptrs[2], 8)
+            # an array lookup at a constant key the kernel reads back is never NULL (an array's
+            # key is a u32)
+            decides = stack_cells(ptrs[2], 4)
         else:
             # what else a helper or kfunc reads of the stack is data it checks nothing of (its
             # objects, iterators and dynptrs, are compared exactly anyway)
@@ -324,13 +350,82 @@ def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackA
     return None
 
 
-def _precision_flow(insn: Insn, args: dict[int, frozenset]) -> tuple[frozenset, frozenset, frozenset]:
+def _is_arena_cast(insn: Insn) -> bool:
+    """BPF_ADDR_SPACE_CAST from the arena's address space: its result is a PTR_TO_ARENA."""
+    return insn.cls == Cls.ALU64 and insn.op == isa.MOV and insn.uses_reg_src and insn.off == 1 and insn.imm == 1
+
+
+def _arena_operand(insn: Insn, arena: frozenset) -> bool:
+    """An ALU instruction the kernel treats as arena arithmetic (adjust_reg_min_max_vals(): an
+    operand is PTR_TO_ARENA, the result is one, no scalar's value matters)."""
+    return insn.cls in (Cls.ALU, Cls.ALU64) and insn.op not in (isa.MOV, isa.NEG, isa.END) and \
+        (insn.dst in arena or (insn.uses_reg_src and insn.src in arena))
+
+
+def _arena_registers(prog: Program, succ: dict[int, list[int]], ptrs: dict[int, dict]) -> dict[int, frozenset]:
+    """Instruction index -> registers that hold an arena pointer on entry to it on every path (a
+    forward must-analysis: an address-space cast, its copies, arithmetic on them, and spills of
+    them read back, as the kernel keeps a spilled PTR_TO_ARENA's type)."""
+    empty = (frozenset(), frozenset())
+    sets = _solve_forward(prog, succ, {f.start: empty for f in prog.functions},
+                          lambda insn, fact: _arena_transfer(insn, *fact, ptrs.get(insn.idx, {FP: 0})),
+                          lambda a, b: (a[0] & b[0], a[1] & b[1]))
+    return {idx: regs for idx, (regs, _slots) in sets.items()}
+
+
+def _arena_transfer(insn: Insn, regs: frozenset, slots: frozenset, ptrs: dict) -> tuple[frozenset, frozenset]:
+    """`_arena_registers`' step: (registers, 8-byte stack slots) holding an arena pointer after `insn`."""
+    cls = insn.cls
+    if cls in (Cls.ALU, Cls.ALU64):
+        copy = cls == Cls.ALU64 and insn.op == isa.MOV and insn.uses_reg_src and insn.off == 0 and insn.src in regs
+        if _is_arena_cast(insn) or _arena_operand(insn, regs) or copy:
+            return regs | {insn.dst}, slots
+        return regs - {insn.dst}, slots
+    if cls == Cls.LDX:
+        where = ptrs.get(insn.src)
+        spilled = isinstance(where, int) and insn.size == 8 and (where + insn.off) % 8 == 0 and \
+            (where + insn.off) // 8 in slots
+        return (regs | {insn.dst}) if spilled else (regs - {insn.dst}), slots
+    if cls in (Cls.ST, Cls.STX):
+        where = ptrs.get(insn.dst)
+        if cls == Cls.STX and insn.mode == isa.MODE_ATOMIC:
+            regs = regs - {0, insn.src}
+        if where is None or where == OTHER:
+            return regs, slots
+        if not isinstance(where, int):
+            return regs, frozenset()
+        off = where + insn.off
+        touched = {off // 8, (off + insn.size - 1) // 8}
+        slots = slots - touched
+        if cls == Cls.STX and insn.mode != isa.MODE_ATOMIC and insn.size == 8 and off % 8 == 0 and insn.src in regs:
+            slots = slots | {off // 8}
+        return regs, slots
+    if cls == Cls.LD:
+        return regs - ({insn.dst} if insn.is_ld_imm64 else CALL_DEFS), slots
+    if insn.is_call:
+        # a callee given this frame's stack may write it, from the pointer upwards
+        lowest = [w for r in CALL_USES if (w := ptrs.get(r)) is not None and w != OTHER]
+        if lowest:
+            slots = frozenset() if any(not isinstance(w, int) for w in lowest) else \
+                frozenset(x for x in slots if x < min(lowest) // 8)
+        return regs - CALL_DEFS, slots
+    return regs, slots
+
+
+def _maybe_pointer_add(insn: Insn) -> bool:
+    return insn.cls == Cls.ALU64 and insn.op in (isa.ADD, isa.SUB) and insn.uses_reg_src
+
+
+def _precision_flow(insn: Insn, args: dict[int, frozenset], arena: frozenset = frozenset()
+                    ) -> tuple[frozenset, frozenset, frozenset]:
     """(always, if_dst_precise, defs) for registers: those whose scalar value an instruction needs
     exactly whatever follows; those it needs when its destination's value is needed later; those
-    it overwrites."""
+    it overwrites. `arena`: the registers holding an arena pointer there."""
     cls = insn.cls
     if cls in (Cls.ALU, Cls.ALU64):
         src = {insn.src} if insn.uses_reg_src and insn.op not in (isa.END, isa.NEG) else set()
+        if _arena_operand(insn, arena):
+            return frozenset(), frozenset(), frozenset({insn.dst})
         if insn.op == isa.MOV:
             return frozenset(), frozenset(src), frozenset({insn.dst})
         if cls == Cls.ALU64 and insn.op in (isa.ADD, isa.SUB) and src:
@@ -368,22 +463,138 @@ class Dataflow:
         self.insns = {i.idx: i for i in prog.insns}
         self.args = call_arguments(prog)
         ptrs = _stack_pointers(prog, self.succ)
-        self.flow = {idx: _precision_flow(i, self.args) for idx, i in self.insns.items()}
+        arena = _arena_registers(prog, self.succ, ptrs)
+        self.flow = {idx: _precision_flow(i, self.args, arena.get(idx, frozenset())) for idx, i in self.insns.items()}
         self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), self.args) for idx, i in self.insns.items()}
         # a conditional jump -> the registers it compares
         self.compares = {idx: f[0] for idx, f in self.flow.items() if self.insns[idx].is_jump and f[0]}
+        # stores into the stack at an offset we do not know: where the offset really varies, the
+        # kernel forgets what the bytes held (check_stack_write_var_off()), so the value counts
+        # only in the cells the walk finds it stored at, a known offset or zeros kept: those
+        # are "decided" as (store, cell), or (store, FOREIGN) for a caller's stack
+        self.unplaced_stores = frozenset(
+            idx for idx, acc in self.access.items()
+            if acc is not None and ANY_SLOT in acc.writes and not acc.foreign and acc.value is not None
+            and self.insns[idx].cls in (Cls.ST, Cls.STX) and self.insns[idx].mode != isa.MODE_ATOMIC)
+        # register + register where either may be a pointer: a pointer's offset only where the
+        # walk finds a pointer there ("decided"); else numbers added (an arena pointer's offset
+        # is not followed either)
+        self.pointer_adds = frozenset(idx for idx, i in self.insns.items() if _maybe_pointer_add(i)
+                                      and self.flow[idx][0])
+        self.decidable = frozenset(self.compares) | self.unplaced_stores | self.pointer_adds
         self.preds: dict[int, list[int]] = {}
         for idx, targets in self.succ.items():
             for t in targets:
                 self.preds.setdefault(t, []).append(idx)
+        # BPF-to-BPF calls -> their callee's first instruction, and back: what a callee reads of
+        # its argument registers is what its caller's call reads
+        self.callee = {idx: m.target for idx, m in prog.meanings.items()
+                       if isinstance(m, SubprogRef) and idx in self.insns and self.insns[idx].is_call
+                       and m.target in self.insns}
+        # a global function is verified on its own, its arguments checked against its BTF
+        # prototype at the call: there every argument register counts
+        self.static_callee = {idx: t for idx, t in self.callee.items()
+                              if not getattr(prog.function_at(t), "is_global", True)}
+        self.callsites: dict[int, list[int]] = {}
+        for idx, target in self.callee.items():
+            self.callsites.setdefault(target, []).append(idx)
+        self._foreign_uses(ptrs)
+        self._exit_demands()
+
+    def _exit_demands(self) -> None:
+        """Whether each function's return value is precise at its `exit` (check_return_code()):
+        a static function's when a caller needs it after the call (the kernel's marks cross
+        back from the callee); a callback's always (its range is checked); a global function's
+        never (its callers get a number); the program's only where the value is checked (a
+        struct_ops member that must return a referenced pointer or NULL)."""
+        prog = self.prog
+        callbacks = {m.target for m in prog.meanings.values() if isinstance(m, FuncAddrRef)}
+        main = prog.functions[0].start
+        self.exit_demand: dict[int, object] = {}
+        for fn in prog.functions:
+            if fn.start == main:
+                demand = ALWAYS_NEEDED if prog.prog_type == "struct_ops" else NEVER_NEEDED
+            elif fn.start in callbacks or fn.start not in self.callsites:
+                demand = ALWAYS_NEEDED
+            elif fn.is_global:
+                demand = NEVER_NEEDED
+            else:
+                demand = frozenset(c + self.insns[c].slots for c in self.callsites[fn.start])
+            self.exit_demand[fn.start] = demand
+        self.exit_fn = {}
+        self.return_watch: dict[int, list[int]] = {}   # a call's successor -> its callee's exits
+        for idx, insn in self.insns.items():
+            fn = prog.function_at(idx)
+            if insn.is_exit and fn is not None:
+                self.exit_fn[idx] = fn.start
+                demand = self.exit_demand.get(fn.start)
+                if isinstance(demand, frozenset):
+                    for after in demand:
+                        self.return_watch.setdefault(after, []).append(idx)
+
+    def _returns(self, idx: int, sets: dict[int, frozenset]) -> frozenset:
+        demand = self.exit_demand.get(self.exit_fn.get(idx), ALWAYS_NEEDED)
+        if isinstance(demand, frozenset):
+            return frozenset({0}) if any(0 in sets.get(after, ALL) for after in demand) else frozenset()
+        return frozenset({0}) if demand is ALWAYS_NEEDED else frozenset()
+
+    def _foreign_uses(self, ptrs: dict) -> None:
+        """What each function does with stack memory its callers gave it: a caller's slots a call
+        passes decide something only if the callee (or one it passes them on to) reads a value
+        from them that is precise, as the kernel's marks reach a caller's frame only that way."""
+        self.foreign_loads: dict[int, list[tuple[int, int]]] = {}   # function -> (load's successor, register)
+        self.foreign_passes: dict[int, set[int]] = {}   # function -> callees it hands such memory on to
+        self.foreign_decides: set[int] = set()          # functions handing it to a helper that branches on it
+        for idx, insn in self.insns.items():
+            fn = self.prog.function_at(idx)
+            if fn is None or fn.start == self.prog.functions[0].start:
+                continue
+            here = ptrs.get(idx, {})
+            if insn.cls == Cls.LDX and here.get(insn.src) in (OTHER, UNPLACED):
+                self.foreign_loads.setdefault(fn.start, []).append((idx + insn.slots, insn.dst))
+            elif insn.is_call and any(here.get(r) in (OTHER, UNPLACED) for r in self.args.get(idx, CALL_USES)):
+                if idx in self.callee:
+                    self.foreign_passes.setdefault(fn.start, set()).add(self.callee[idx])
+                elif not insn.is_kfunc_call and insn.imm in STACK_CALLBACK_HELPERS | {MAP_LOOKUP_ELEM}:
+                    self.foreign_decides.add(fn.start)
+        # a load whose value becomes precise: the call sites of its function (and of those handing
+        # the memory on to it) read their slots precisely
+        self.foreign_watch: dict[int, set[int]] = {}
+        handed_by: dict[int, set[int]] = {}
+        for f, callees in self.foreign_passes.items():
+            for g in callees:
+                handed_by.setdefault(g, set()).add(f)
+        for f, loads in self.foreign_loads.items():
+            reached, todo = set(), [f]
+            while todo:
+                g = todo.pop()
+                if g not in reached:
+                    reached.add(g)
+                    todo.extend(handed_by.get(g, ()))
+            sites = {c for g in reached for c in self.callsites.get(g, ())}
+            for succ, _reg in loads:
+                self.foreign_watch.setdefault(succ, set()).update(sites)
+
+    def _reads_foreign(self, fn: int, sets: dict[int, frozenset], depth: int = 0) -> bool:
+        if depth > 8 or fn in self.foreign_decides:
+            return True
+        if any(reg in sets.get(succ, ALL) for succ, reg in self.foreign_loads.get(fn, ())):
+            return True
+        return any(self._reads_foreign(g, sets, depth + 1) for g in self.foreign_passes.get(fn, ()))
+
+    def _call_reads(self, idx: int, sets: dict[int, frozenset], default: frozenset) -> frozenset:
+        """The argument registers a call reads: its callee's, on entry, for a call of a static
+        function."""
+        target = self.static_callee.get(idx)
+        return default if target is None else sets.get(target, CALL_USES) & CALL_USES
 
     def live_registers(self) -> dict[int, frozenset]:
         """Instruction index -> registers live on entry to it."""
         ud = {idx: _uses_defs(i, self.args) for idx, i in self.insns.items()}
 
-        def transfer(idx: int, out: frozenset) -> frozenset:
+        def transfer(idx: int, out: frozenset, sets: dict[int, frozenset]) -> frozenset:
             uses, defs = ud[idx]
-            return uses | (out - defs)
+            return self._call_reads(idx, sets, uses) | (out - defs)
         return _solve_backward(self.prog, self.succ, transfer)
 
     def live_stack_cells(self) -> dict[int, frozenset]:
@@ -393,7 +604,7 @@ class Dataflow:
         states apart."""
         access = self.access
 
-        def transfer(idx: int, out: frozenset) -> frozenset:
+        def transfer(idx: int, out: frozenset, _sets) -> frozenset:
             acc = access[idx]
             return out if acc is None else (out - acc.kills) | acc.reads
         return _solve_backward(self.prog, self.succ, transfer, EVERY_SLOT)
@@ -401,11 +612,22 @@ class Dataflow:
     def _transfer(self, undecided: dict):
         flow, access, insns = self.flow, self.access, self.insns
 
-        def transfer(idx: int, out: frozenset) -> frozenset:
+        def transfer(idx: int, out: frozenset, sets: dict[int, frozenset]) -> frozenset:
             compared = undecided.get(idx)
             if compared is not None:
+                if idx in self.unplaced_stores:
+                    # only where the walk found it stored does the value count
+                    hit = FOREIGN in compared or ANY_SLOT in out or bool(compared & out)
+                    return out | {access[idx].value} if hit else out
+                if idx in self.pointer_adds:
+                    dst = insns[idx].dst    # numbers added: the sum needs what it adds
+                    return (out - {dst}) | compared if dst in out else out
                 return out | compared if out & compared else out
             always, if_dst, defs = flow[idx]
+            if insns[idx].is_exit:
+                always = self._returns(idx, sets)
+            else:
+                always = self._call_reads(idx, sets, always)
             needed = always | (out - defs)
             if defs & out and if_dst:
                 needed |= if_dst
@@ -420,14 +642,26 @@ class Dataflow:
             needed = needed - acc.kills
             if stored_needed and acc.value is not None:
                 needed |= {acc.value}
-            needed |= acc.decides
+            if acc.decides and (idx not in self.callee or self._reads_foreign(self.callee[idx], sets)):
+                needed |= acc.decides
             if stored_needed and insn.mode == isa.MODE_ATOMIC:
                 needed |= acc.reads
             return needed
         return transfer
 
     def _undecided(self, decided: frozenset | None) -> dict:
-        return {} if decided is None else {idx: c for idx, c in self.compares.items() if idx not in decided}
+        """The instructions whose precision waits on a walk (`decidable`) that `decided` lacks ->
+        the registers they read: the branches, the unplaced stores, the register additions."""
+        if decided is None:
+            return {}
+        out = {idx: c for idx, c in self.compares.items() if idx not in decided}
+        stored: dict[int, set] = {idx: set() for idx in self.unplaced_stores}
+        for x in decided:
+            if isinstance(x, tuple) and x[0] in stored:
+                stored[x[0]].add(x[1])
+        out.update((idx, frozenset(cells)) for idx, cells in stored.items())
+        out.update((idx, self.flow[idx][0]) for idx in self.pointer_adds if idx not in decided)
+        return out
 
     def precise(self, decided: frozenset | None = None) -> dict[int, frozenset]:
         """Instruction index -> registers (0-10) and stack cells (negative, or ANY_SLOT) whose scalar
@@ -452,7 +686,7 @@ class Dataflow:
         more branches only adds precision, so the work starts at them and flows backwards."""
         transfer = self._transfer(self._undecided(decided))
         sets = dict(sets)
-        work = sorted({idx for idx in added if idx in self.compares})
+        work = sorted({x[0] if isinstance(x, tuple) else x for x in added} & self.decidable)
         budget = 200 * len(sets)
         while work:
             budget -= 1
@@ -461,10 +695,13 @@ class Dataflow:
             idx = work.pop()
             targets = self.succ[idx]
             out = frozenset().union(*(sets.get(t, ALL | EVERY_SLOT) for t in targets)) if targets else frozenset()
-            new = transfer(idx, out)
+            new = transfer(idx, out, sets)
             if new != sets[idx]:
                 sets[idx] = new
                 work.extend(self.preds.get(idx, ()))
+                work.extend(self.callsites.get(idx, ()))
+                work.extend(self.foreign_watch.get(idx, ()))
+                work.extend(self.return_watch.get(idx, ()))
         return sets
 
 
