@@ -2,7 +2,8 @@
 
 Each program is *linked* the way libbpf links it before BPF_PROG_LOAD: the program's own
 function first, then every `.text` subprogram it reaches (BPF-to-BPF calls and callback
-addresses), appended in discovery order. Indices in a `Program` are indices into that linked
+addresses), each appended at its first reference with its own references followed first (depth
+first, as bpf_object__reloc_code() does). Indices in a `Program` are indices into that linked
 array, so instruction numbers match the kernel's log. Relocations are resolved to meaning:
 a kfunc or helper by name, a map, an address inside a global-data section, a subprogram.
 """
@@ -511,14 +512,10 @@ class _Linker:
         meanings: dict[int, Meaning] = {}
         functions: list[Function] = []
         placed: dict[tuple[str, int], int] = {}      # (section, start index) -> linked start
-        queue: list[tuple[str, _Sym]] = [(section, main)]
         pending: list[tuple[int, str, int, bool]] = []  # (linked idx, section, target index, is_call)
 
-        # libbpf (1.3+) appends the function a main program names with __exception_cb (BTF decl
-        # tag "exception_callback:NAME") although nothing calls it; the kernel verifies it alone
-        exception_cb = self._exception_callback(main, obj)
-        while queue:
-            sec, sym = queue.pop(0)
+        def place(sec: str, sym: _Sym) -> list[tuple[str, _Sym]]:
+            """Append one function; returns the functions it references, in instruction order."""
             start = sym.value // 8
             section_len = len_slots(self.code[sec])
             # a symbol claiming more than its section (a corrupt object) is clamped to it
@@ -532,6 +529,7 @@ class _Linker:
                                       self.btf_funcs.get(sym.name, 0)))
             for i in range(count):
                 origins.append(Origin(sec, start + i))
+            first_pending = len(pending)
             sec_relocs = self.relocs.get(sec, {})
             for insn in self.code[sec]:
                 if not start <= insn.idx < start + count:
@@ -570,16 +568,31 @@ class _Linker:
                         self.problems.append(f"{sec}+{insn.idx}: relocation against {rsym.name} "
                                              f"in {rsym.section} is not understood")
                 insns.append(new)
-            # discover callees now so they are appended in order of first reference
-            for linked, tsec, tidx, is_call in list(pending):
+            refs = []
+            for _linked, tsec, tidx, _is_call in pending[first_pending:]:
                 callee = self._func_containing(tsec, tidx) if tsec in self.code else None
-                if callee is None:
-                    continue
-                key = (tsec, callee.value // 8)
-                if key not in placed and all(q[1] is not callee for q in queue):
-                    queue.append((tsec, callee))
-            if not queue and exception_cb is not None and (".text", exception_cb.value // 8) not in placed:
-                queue.append((".text", exception_cb))
+                if callee is not None:
+                    refs.append((tsec, callee))
+            return refs
+
+        # bpf_object__reloc_code(): a function is appended at its first reference and its own
+        # references are followed at once (depth first), before the rest of its caller's, so the
+        # instruction numbers are the kernel's. An explicit stack: call chains in a corrupt
+        # object may be deeper than Python's recursion.
+        stack = [iter(place(section, main))]
+        # libbpf (1.3+) appends the function a main program names with __exception_cb (BTF decl
+        # tag "exception_callback:NAME") although nothing calls it; the kernel verifies it alone
+        exception_cb = self._exception_callback(main, obj)
+        while stack:
+            ref = next(stack[-1], None)
+            if ref is None:
+                stack.pop()
+                if not stack and exception_cb is not None and (".text", exception_cb.value // 8) not in placed:
+                    stack.append(iter(place(".text", exception_cb)))
+                continue
+            tsec, callee = ref
+            if (tsec, callee.value // 8) not in placed:
+                stack.append(iter(place(tsec, callee)))
 
         for linked, tsec, tidx, is_call in pending:
             callee = self._func_containing(tsec, tidx) if tsec in self.code else None
