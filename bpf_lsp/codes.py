@@ -69,7 +69,7 @@ _CODES = [
          "Dereference only pointers obtained from the context, a map lookup, an allocation or a kfunc."),
     Code("null-deref", "error",
          "R{reg} invalid mem access '{type}'",
-         "{var} may be NULL here: check it after {acquire_call} on line {acquire_line}",
+         "{var} may be NULL here: check it after {null_source} on line {acquire_line}",
          "A pointer that may be NULL is dereferenced without a check.",
          "Functions marked KF_RET_NULL / RET_PTR_TO_*_OR_NULL may return NULL; the verifier requires a "
          "comparison with 0 before any access (all copies share an id, so one check refines them all).",
@@ -77,7 +77,7 @@ _CODES = [
          "Add `if (!e) return 0;` right after the call.", "null_check"),
     Code("null-arg", "error",
          "Possibly NULL pointer passed to trusted arg{arg}",
-         "{var} may be NULL when passed to {call}: check it after {acquire_call} on line {acquire_line}",
+         "{var} may be NULL when passed to {call}: check it after {null_source} on line {acquire_line}",
          "A pointer that may be NULL is passed to a kfunc argument that must not be NULL.",
          "Trusted and release arguments of kfuncs must be non-NULL (`check_kfunc_args`).",
          "struct task_struct *t = bpf_task_from_pid(1);\nbpf_task_release(t);",

@@ -14,7 +14,11 @@ helper ids, names and C prototypes). What it extracts, as data the verifier read
 - kfuncs: `BTF_ID_FLAGS(func, name, FLAGS)` inside `BTF_KFUNCS_START(set)..END`, and the
   program-type hooks each set is registered for (`register_btf_kfunc_id_set(BPF_PROG_TYPE_x,
   &kfunc_set)` where the id set names `.set = &set`), mapped to hooks as
-  `bpf_prog_type_to_kfunc_hook()` does.
+  `bpf_prog_type_to_kfunc_hook()` does;
+- iterator targets: for each `struct bpf_iter_reg` (`.target = "task"`), the register types its
+  `.ctx_arg_info` gives context fields (`offsetof(struct bpf_iter__task, task)` ->
+  `PTR_TO_BTF_ID_OR_NULL | PTR_TRUSTED`); fields not listed are what btf_ctx_access() makes of
+  their type.
 """
 from __future__ import annotations
 
@@ -178,6 +182,24 @@ def kfuncs_table(root: str) -> dict[str, dict]:
     return dict(sorted(kfuncs.items()))
 
 
+ITER_REG_RE = re.compile(r"struct\s+bpf_iter_reg\s+\w+\s*=\s*\{(.*?)\n\};", re.S)
+CTX_ARG_RE = re.compile(r"\{\s*offsetof\(\s*struct\s+bpf_iter__\w+\s*,\s*(\w+)\s*\)\s*,\s*([A-Z_ |]+?)\s*\}")
+
+
+def iter_targets_table(root: str) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for path in c_files(root):
+        raw = open(path, errors="replace").read()
+        if "bpf_iter_reg" not in raw:
+            continue
+        for m in ITER_REG_RE.finditer(strip_comments(raw)):
+            target = re.search(r'\.target\s*=\s*"(\w+)"', m.group(1))
+            if target:
+                out[target.group(1)] = {field: sorted(p.strip() for p in kinds.split("|"))
+                                        for field, kinds in CTX_ARG_RE.findall(m.group(1))}
+    return dict(sorted(out.items()))
+
+
 def kernel_version(root: str) -> str:
     mk = open(os.path.join(root, "Makefile")).read() if os.path.exists(os.path.join(root, "Makefile")) else ""
     parts = [re.search(rf"^{k}\s*=\s*(\S*)", mk, re.M) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL")]
@@ -199,6 +221,7 @@ def main() -> int:
         "prog_type_hooks": PROG_TYPE_HOOK,
         "helpers": helpers_table(a.kernel_src, a.helper_defs),
         "kfuncs": kfuncs_table(a.kernel_src),
+        "iter_targets": iter_targets_table(a.kernel_src),
     }
     with open(a.out, "w") as f:
         json.dump(data, f, indent=1, sort_keys=False)

@@ -40,6 +40,15 @@ CASES = {
             return file->f_flags != 0;
         }
         """, "the arguments of fentry/dummy_file_read"),
+    "unknown_iter_target": ("""
+        SEC("iter/no_such_target")
+        int unknown_iter_target(void *ctx)
+        {
+            struct bpf_iter_meta *meta = *(struct bpf_iter_meta **)ctx;
+
+            return meta->seq_num & 1;
+        }
+        """, "the context of iter/no_such_target"),
     "extern_variable": ("""
         extern volatile struct { long hits; } stats;   /* defined in another file */
 

@@ -42,7 +42,7 @@ EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve(
                   "map_value": "memory of a map value"}
 # the template arguments `render` fills for every finding; the rest come from the finding's own args
 # (tests/test_codes_render.py checks every template against these and its emitters)
-RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "acquire_line", "what", "release_call", "release_line",
+RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "null_source", "acquire_line", "what", "release_call", "release_line",
                            "insert_call", "insert_line", "unlock_call", "unlock_line", "lock", "lock_line", "held",
                            "held_line", "rcu_line", "state", "expected_words", "problem", "released_words"})
 UNKNOWN_LINE = "?"
@@ -217,6 +217,9 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     args["call"] = f"{K.spelling(f.arg('func', ''))}()" if f.arg("func") else "the call"
     acquire_call = _call_name(src, acquired)
     args["acquire_call"] = f"{acquire_call}()" if acquire_call else "the call"
+    # a maybe-NULL pointer no call returned was read (from the context: an iterator's object)
+    args["null_source"] = args["acquire_call"] if acquire_call or acquired is None or acquired < 0 \
+        or not src.place(acquired) else "it is read"
     if isinstance(slot, int):
         args["acquire_call"] = f"the kernel as a referenced argument of {f.arg('member') or 'this member'}"
     args["acquire_line"] = _line(src, acquired)

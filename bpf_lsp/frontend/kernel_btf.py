@@ -17,7 +17,7 @@ from pathlib import Path
 from .btf import Btf, BtfError, Kind
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-FACTS_VERSION = 5
+FACTS_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class KernelFacts:
     funcs: dict[str, tuple] = field(default_factory=dict)
     # kfunc -> parameter positions named *__uninit (is_kfunc_arg_uninit: a dynptr it creates)
     uninit_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # an iterator target's function (bpf_iter_task) -> its parameter names: an iter/ program's
+    # context fields, in order, as the target's ctx_arg_info names them
+    iter_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -93,6 +96,7 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
     tps: dict[str, tuple[tuple[str, str], ...]] = {}
     funcs: dict[str, tuple] = {}
     uninit_args: dict[str, tuple[int, ...]] = {}
+    iter_args: dict[str, tuple[str, ...]] = {}
     for t in btf.types:
         if t is None:
             continue
@@ -113,6 +117,8 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
                                if pname.endswith("__uninit"))
                 if uninit:
                     uninit_args[t.name] = uninit
+                if t.name.startswith("bpf_iter_"):
+                    iter_args[t.name] = tuple(pname for pname, _ in btf[t.type_id].params or [])
             except BtfError:
                 pass
         if t.kind == Kind.FUNC and "__" in t.name.strip("_"):
@@ -142,4 +148,4 @@ def _extract(btf: Btf, path: str) -> KernelFacts:
             except BtfError:
                 continue
     return KernelFacts(True, frozenset(names), tps, frozenset(rcu), stub_refs, source=path, funcs=funcs,
-                       uninit_args=uninit_args)
+                       uninit_args=uninit_args, iter_args=iter_args)

@@ -11,6 +11,7 @@ from ..frontend.kconfig import kernel_kconfig
 from ..frontend.kernel_btf import KernelFacts, kernel_facts
 from ..frontend.objfile import BpfObject, Program
 from .findings import Finding
+from . import kfuncs as K
 from .interpreter import Environment, Interpreter, VerifyResult
 from .liveness import Relevance
 from .records import RecordBuilder
@@ -68,8 +69,32 @@ def _context(prog: Program, facts: KernelFacts) -> tuple[list[tuple[str, str]], 
                 args += _ctx_args_kinds([sig[0]])    # the return value follows the arguments
             return args, ""
     if section.startswith(("iter/", "iter.s/")):
-        return [], f"the context of {section.split('/')[0]} programs"
+        return _iter_context(section.split("/", 1)[1], facts)
     return [], ""
+
+
+def _iter_context(target: str, facts: KernelFacts) -> tuple[list[tuple[str, str]], str]:
+    """An iterator program's context: its target function's arguments (`bpf_iter_task(meta, task)`,
+    one u64 slot each, as btf_ctx_access() reads them), typed by the target's ctx_arg_info where
+    it names them (the object, or NULL at the end of the walk; a map element's key and value
+    buffers) and trusted struct pointers elsewhere (the meta)."""
+    func = "bpf_iter_" + target
+    sig, names = facts.funcs.get(func), facts.iter_args.get(func)
+    info = K.kernel_table().get("iter_targets", {}).get(target)
+    if sig is None or names is None or info is None:
+        return [], f"the context of iter/{target} (no such iterator target in this kernel)"
+    args = []
+    for (kind, struct, _size), name in zip(sig[1], names):
+        reg_type = set(info.get(name, ()))
+        if not reg_type:
+            args.append(("ptr", struct) if kind == "ptr" and struct else ("unknown", ""))
+        elif "PTR_TO_BUF" in reg_type:
+            args.append(("rdonly_buf_or_null" if "MEM_RDONLY" in reg_type else "buf_or_null", ""))
+        elif "PTR_TO_BTF_ID_OR_NULL" in reg_type and struct:
+            args.append(("trusted_or_null" if "PTR_TRUSTED" in reg_type else "ptr_or_null", struct))
+        else:
+            args.append(("unknown", ""))
+    return args, ""
 
 
 def environment_for(prog: Program, facts: KernelFacts, budget: int, records: RecordBuilder | None = None,

@@ -864,6 +864,16 @@ class Interpreter:
                     return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}), ref_obj_id=rid)
                 if kind == "ptr":
                     return Reg(BTF_ID, type_name=name, flags=frozenset({TRUSTED}))
+                if kind in ("trusted_or_null", "ptr_or_null"):
+                    # an iterator's object: NULL when the walk is over (ctx_arg_info)
+                    flags = {MAYBE_NULL} | ({TRUSTED} if kind == "trusted_or_null" else set())
+                    return Reg(BTF_ID, type_name=name, flags=frozenset(flags), id=self._read_maybe_null(insn))
+                if kind in ("buf_or_null", "rdonly_buf_or_null"):
+                    # PTR_TO_BUF: a map element's key or value, of a size fixed when it is attached
+                    flags = {MAYBE_NULL} | ({RDONLY} if kind == "rdonly_buf_or_null" else set())
+                    return Reg(MEM, flags=frozenset(flags), id=self._read_maybe_null(insn))
+                if kind == "unknown":
+                    return replace(ANY, type_name="an iterator context field")
             return UNKNOWN
         kind = PACKET_FIELDS.get(ptype, {}).get(off)
         if kind is not None:
@@ -875,8 +885,14 @@ class Interpreter:
                 return replace(ANY, type_name=tname)
             # a socket the program does not own (no reference to release)
             return Reg(rtype, type_name=tname, flags=frozenset({MAYBE_NULL} if maybe_null else ()),
-                       id=self._new_id() if maybe_null else 0)
+                       id=self._read_maybe_null(insn) if maybe_null else 0)
         return UNKNOWN
+
+    def _read_maybe_null(self, insn: Insn) -> int:
+        """The id of a maybe-NULL pointer read from the context, remembered as its origin."""
+        nid = self._new_id()
+        self.null_origin[nid] = insn.idx
+        return nid
 
     def _special_field_access(self, insn: Insn, base: Reg, off: int, size: int) -> None:
         """Locks, heads and nodes belong to their kfuncs: no direct loads or stores; kptrs whole only."""

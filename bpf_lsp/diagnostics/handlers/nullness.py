@@ -19,6 +19,8 @@ class MaybeNull(Handler):
     codes = (C.NULL_DEREF, C.NULL_ARG, C.NULL_PTR_ARITH, C.HELPER_NULL_ARG, C.MODIFIED_NULL_PTR)
 
     def related(self, ctx):
+        if ctx.args.get("null_source") == "it is read":
+            return [(ctx.insn("acquired"), "read here, it may be NULL", False)]
         return [(ctx.insn("acquired"), f"{ctx.args['acquire_call']} may return NULL", False)]
 
     def fix(self, ctx):
@@ -31,7 +33,9 @@ class MaybeNull(Handler):
             return None
         ret = NEUTRAL_RETURN.get(ctx.src.prog.prog_type, "0")
         return insert_after_statement(ctx.src, place.line, place.file, [f"if (!{var})", f"return {ret};"],
-                                      f"Check '{var}' for NULL after the call", ctx.finding.code, col=place.col)
+                                      f"Check '{var}' for NULL after "
+                                      + ("reading it" if ctx.args.get("null_source") == "it is read" else "the call"),
+                                      ctx.finding.code, col=place.col)
 
 
 HANDLERS = (MaybeNull(),)
