@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate bpf_lsp/data/kernel_tables.json from a kernel source tree and libbpf's helper list.
 
-    python devtools/gen_kernel_tables.py KERNEL_SRC BPF_HELPER_DEFS_H [-o OUT]
+    python devtools/gen_kernel_tables.py KERNEL_SRC BPF_HELPER_DEFS_H [-o OUT] [--newer DIR --newer-label L]
 
 KERNEL_SRC is an unpacked kernel tree (`apt-get download linux-source-6.12`, then
 `dpkg-deb -x` and untar); BPF_HELPER_DEFS_H is libbpf's generated `bpf_helper_defs.h` (the UAPI
@@ -15,6 +15,9 @@ helper ids, names and C prototypes). What it extracts, as data the verifier read
   program-type hooks each set is registered for (`register_btf_kfunc_id_set(BPF_PROG_TYPE_x,
   &kfunc_set)` where the id set names `.set = &set`), mapped to hooks as
   `bpf_prog_type_to_kfunc_hook()` does;
+- with `--newer DIR`: the kfuncs of a newer tree's files in DIR (laid out as in a kernel tree; a
+  few files are enough) that KERNEL_SRC lacks, marked `"since": L` (sched_ext grows fastest:
+  the `*_node` idle masks, `scx_bpf_select_cpu_and`);
 - iterator targets: for each `struct bpf_iter_reg` (`.target = "task"`), the register types its
   `.ctx_arg_info` gives context fields (`offsetof(struct bpf_iter__task, task)` ->
   `PTR_TO_BTF_ID_OR_NULL | PTR_TRUSTED`); fields not listed are what btf_ctx_access() makes of
@@ -214,6 +217,8 @@ def main() -> int:
     ap.add_argument("helper_defs")
     ap.add_argument("-o", "--out", default=os.path.join(os.path.dirname(__file__), "..", "bpf_lsp", "data",
                                                         "kernel_tables.json"))
+    ap.add_argument("--newer", help="files of a newer kernel tree whose kfuncs KERNEL_SRC lacks")
+    ap.add_argument("--newer-label", default="", help="where --newer came from (a version or commit)")
     a = ap.parse_args()
     data = {
         "generated_by": "devtools/gen_kernel_tables.py",
@@ -223,6 +228,12 @@ def main() -> int:
         "kfuncs": kfuncs_table(a.kernel_src),
         "iter_targets": iter_targets_table(a.kernel_src),
     }
+    if a.newer:
+        data["newer_source"] = a.newer_label or os.path.basename(os.path.abspath(a.newer))
+        for name, entry in kfuncs_table(a.newer).items():
+            if name not in data["kfuncs"]:
+                data["kfuncs"][name] = {**entry, "since": data["newer_source"]}
+        data["kfuncs"] = dict(sorted(data["kfuncs"].items()))
     with open(a.out, "w") as f:
         json.dump(data, f, indent=1, sort_keys=False)
         f.write("\n")

@@ -1290,6 +1290,7 @@ class Interpreter:
         return nxt
 
     def _is_kernel_function(self, name: str) -> bool:
+        name = K.essential_name(name)
         return name in K.kernel_table()["kfuncs"] or name in self.env.kernel_funcs
 
     def _no_indirect_kptr(self, insn: Insn, st: State, memory_args: tuple[int, ...]) -> None:

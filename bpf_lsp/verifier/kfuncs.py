@@ -496,13 +496,24 @@ def _generated_helper(helper_id: int) -> Semantics | None:
                      summary="prototype from the kernel's helper definitions; no ownership effect")
 
 
+def essential_name(name: str) -> str:
+    """The kernel function an extern names: libbpf drops its last flavour (`foo___v2` and
+    `foo___compat` are `foo`; bpf_core_essential_name_len(): X___Y, neither side an underscore)."""
+    for i in range(len(name) - 5, -1, -1):
+        if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
+            return name[:i + 1]
+    return name
+
+
 def lookup_kfunc(name: str) -> Semantics:
     """The hand-written record, else one derived from the generated table (flags only)."""
+    name = essential_name(name)
     return KFUNCS.get(name) or _generated_kfunc(name)
 
 
 def known_kfunc(name: str) -> Semantics | None:
     """The record of a kfunc we know of (hand-written or in the generated table), else None."""
+    name = essential_name(name)
     if name in KFUNCS or name in kernel_table()["kfuncs"]:
         return lookup_kfunc(name)
     return None
