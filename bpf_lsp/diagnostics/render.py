@@ -9,6 +9,7 @@ from ..codes import CODES
 from ..verifier import kfuncs as K
 from ..verifier.findings import Finding
 from .handlers import Context, handler_for
+from .handlers.base import NULL_READ
 from .model import Related, SourceDiagnostic, Span
 from .sources import ProgramSources, parameter_names
 
@@ -219,7 +220,7 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     args["acquire_call"] = f"{acquire_call}()" if acquire_call else "the call"
     # a maybe-NULL pointer no call returned was read (from the context: an iterator's object)
     args["null_source"] = args["acquire_call"] if acquire_call or acquired is None or acquired < 0 \
-        or not src.place(acquired) else "it is read"
+        or not src.place(acquired) else NULL_READ
     if isinstance(slot, int):
         args["acquire_call"] = f"the kernel as a referenced argument of {f.arg('member') or 'this member'}"
     args["acquire_line"] = _line(src, acquired)

@@ -147,8 +147,7 @@ class Interpreter:
         self.restart_with: frozenset | None = None
         self.iter_next_calls = self._iter_next_calls()
         # stack stores precision took for ones at an unknown offset (Dataflow.unplaced_stores)
-        flow = self.relevance._flow
-        self.unplaced_stores = flow.unplaced_stores if flow is not None else frozenset()
+        self.unplaced_stores = self.relevance.unplaced_stores
         self._dynptr_params: dict[tuple, tuple] = {}
         self._params_cache: dict[int, list[tuple[str, str, int]]] = {}
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
@@ -785,10 +784,9 @@ class Interpreter:
                 for s in self._stack_write_var_off(st, fr, lo, hi, value, idx):
                     self._stored_at(st, base, idx, 8 * s, 8)
             return
-        if idx in self.unplaced_stores:
-            # a store precision took for one at an unknown offset: here its slot is known, so the
-            # value matters like any spill's
-            self._stored_at(st, base, idx, off, size)
+        # a store precision took for one at an unknown offset: here its slot is known, so the
+        # value matters like any spill's
+        self._stored_at(st, base, idx, off, size)
         for s in {off // 8, (off + size - 1) // 8}:
             dynptr.overwrite_check(self, st, fr, s, idx)
         slot = off // 8

@@ -494,7 +494,7 @@ class Dataflow:
         # a global function is verified on its own, its arguments checked against its BTF
         # prototype at the call: there every argument register counts
         self.static_callee = {idx: t for idx, t in self.callee.items()
-                              if not getattr(prog.function_at(t), "is_global", True)}
+                              if (fn := prog.function_at(t)) is not None and not fn.is_global}
         self.callsites: dict[int, list[int]] = {}
         for idx, target in self.callee.items():
             self.callsites.setdefault(target, []).append(idx)
@@ -651,7 +651,8 @@ class Dataflow:
 
     def _undecided(self, decided: frozenset | None) -> dict:
         """The instructions whose precision waits on a walk (`decidable`) that `decided` lacks ->
-        the registers they read: the branches, the unplaced stores, the register additions."""
+        what they read: the branches' registers, the register additions' registers, and for each
+        unplaced store the cells the walk found it storing to."""
         if decided is None:
             return {}
         out = {idx: c for idx, c in self.compares.items() if idx not in decided}
@@ -683,7 +684,8 @@ class Dataflow:
 
     def extend(self, sets: dict[int, frozenset], decided: frozenset, added) -> dict[int, frozenset]:
         """`precise(decided)` from `sets`, the one for `decided` without `added`: counting
-        more branches only adds precision, so the work starts at them and flows backwards."""
+        more decided events only adds precision, so the work starts at them and flows backwards
+        (and across calls: into callers, callees' exits, and callers whose stack a callee reads)."""
         transfer = self._transfer(self._undecided(decided))
         sets = dict(sets)
         work = sorted({x[0] if isinstance(x, tuple) else x for x in added} & self.decidable)
@@ -713,7 +715,7 @@ class Relevance:
     live: dict[int, tuple]           # registers, in order
     precise: dict[int, frozenset]    # registers and stack cells (`at` turns cells into slots)
     slots: dict[int, frozenset]      # stack cells
-    decided: frozenset | None = None   # the branches precision counts (None: all of them)
+    decided: frozenset | None = None   # the walk's decided events precision counts (None: all)
     _flow: "Dataflow | None" = field(default=None, compare=False)
     _callers: dict = field(default_factory=dict, compare=False)
     _here: dict = field(default_factory=dict, compare=False)
@@ -724,9 +726,14 @@ class Relevance:
         live = {idx: tuple(sorted(r for r in regs if r < 10)) for idx, regs in flow.live_registers().items()}
         return cls(live, flow.precise(decided), flow.live_stack_cells(), decided, flow)
 
+    @property
+    def unplaced_stores(self) -> frozenset:
+        """The stores whose cells the walk reports as decided events (Dataflow.unplaced_stores)."""
+        return self._flow.unplaced_stores if self._flow is not None else frozenset()
+
     def with_decided(self, prog: Program, decided: frozenset) -> "Relevance":
-        """The same liveness, precision for another set of decided branches (from this one's
-        when that only adds branches)."""
+        """The same liveness, precision for another set of decided events (from this one's
+        when that only adds events)."""
         flow = self._flow or Dataflow(prog)
         if self.decided is not None and self.decided <= decided:
             precise = flow.extend(self.precise, decided, decided - self.decided)

@@ -10,6 +10,7 @@ from ..model import Fix, SourceDiagnostic
 from ..sources import ProgramSources, parameter_names
 
 GRAPH_NODE_TYPES = ("bpf_list_node", "bpf_rb_node")
+NULL_READ = "it is read"    # the `null_source` of a maybe-NULL pointer read, not returned by a call
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ... import codes as C
-from .base import Handler
+from .base import NULL_READ, Handler
 from .edits import insert_after_statement
 
 # Per program type, the "nothing happened" return value for an inserted NULL check.
@@ -19,7 +19,7 @@ class MaybeNull(Handler):
     codes = (C.NULL_DEREF, C.NULL_ARG, C.NULL_PTR_ARITH, C.HELPER_NULL_ARG, C.MODIFIED_NULL_PTR)
 
     def related(self, ctx):
-        if ctx.args.get("null_source") == "it is read":
+        if ctx.args.get("null_source") == NULL_READ:
             return [(ctx.insn("acquired"), "read here, it may be NULL", False)]
         return [(ctx.insn("acquired"), f"{ctx.args['acquire_call']} may return NULL", False)]
 
@@ -34,7 +34,7 @@ class MaybeNull(Handler):
         ret = NEUTRAL_RETURN.get(ctx.src.prog.prog_type, "0")
         return insert_after_statement(ctx.src, place.line, place.file, [f"if (!{var})", f"return {ret};"],
                                       f"Check '{var}' for NULL after "
-                                      + ("reading it" if ctx.args.get("null_source") == "it is read" else "the call"),
+                                      + ("reading it" if ctx.args.get("null_source") == NULL_READ else "the call"),
                                       ctx.finding.code, col=place.col)
 
 
