@@ -44,12 +44,20 @@ def _analyze_paths(args):
         if not os.path.exists(path):
             out.append((path, None, f"{path}: no such file", 0.0))
             continue
+        if os.path.isdir(path):
+            out.append((path, None, f"{path}: is a directory (give its .bpf.c files; -I DIR adds an include "
+                                    "directory)", 0.0))
+            continue
         start = time.monotonic()
         if path.endswith(".o"):
             analysis = analyzer.analyze_object_file(path)
         else:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError as e:
+                out.append((path, None, f"{path}: {e.strerror}", 0.0))
+                continue
             analysis = analyzer.analyze(text, path)
         out.append((path, analysis, "", time.monotonic() - start))
     return out

@@ -52,6 +52,14 @@ def test_exit_codes_clean_and_usage_and_compile_failure(tmp_path):
     assert diag["line"] == 2 and "undeclared_thing" in diag["message"]
 
 
+def test_a_directory_or_a_missing_file_is_an_error_not_a_traceback(tmp_path):
+    p = run("check", str(tmp_path), str(tmp_path / "gone.bpf.c"))
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr + p.stdout
+    assert f"{tmp_path}: error: {tmp_path}: is a directory" in p.stdout + p.stderr
+    assert "gone.bpf.c: no such file" in p.stdout + p.stderr
+
+
 def test_check_takes_prebuilt_objects(tmp_path):
     from conftest import clang_object
     obj = clang_object(CORPUS_CASES / "obj_double_drop.bpf.c", tmp_path)

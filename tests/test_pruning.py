@@ -97,3 +97,35 @@ def test_an_arena_pointer_covers_any_other():
         return State([Frame(regs, {})])
     assert subsumes(state(Reg(ARENA, off=8)), state(Reg(ARENA, off=16)), 0, EXACT)
     assert not subsumes(state(Reg(MAP_VALUE, off=8)), state(Reg(MAP_VALUE, off=16)), 0, EXACT)
+
+
+PER_STATE_FIXTURE = FIXTURES / "prune__per_state.bpf.c"
+
+
+@pytest.fixture(scope="module")
+def per_state_programs(tmp_path_factory):
+    return _programs(PER_STATE_FIXTURE, tmp_path_factory.mktemp("per_state"))
+
+
+def test_precision_found_per_explored_state_verifies_a_loop_nest_the_kernel_does(per_state_programs):
+    # the kernel: ~19k instructions (its first path leaves both loops at once; every later one
+    # prunes against states that needed none of the loop-carried values). With precision only
+    # from the static analysis, the walk ran out of 1M instructions here.
+    from bpf_lsp.verifier import verify_program
+    result = verify_program(per_state_programs["find_empty"], budget=100_000)
+    assert not result.incomplete, result.visited
+    assert not [f for f in result.findings if f.severity == "error"], result.findings
+    assert result.visited < 50_000, result.visited
+
+
+def test_calls_need_exactly_only_the_arguments_whose_value_the_kernel_checks(per_state_programs):
+    # bpf_ringbuf_reserve(map, size, flags): the size (ARG_CONST_ALLOC_SIZE_OR_ZERO) decides the
+    # record's bounds; the flags (ARG_ANYTHING) decide nothing the verifier checks
+    from bpf_lsp.frontend.objfile import HelperRef
+    from bpf_lsp.verifier.liveness import call_arguments, precise_arguments
+    prog = per_state_programs["reserve_size_ok"]
+    args = call_arguments(prog)
+    precise = precise_arguments(prog, args)
+    reserve = next(i for i, m in prog.meanings.items() if isinstance(m, HelperRef) and m.name == "bpf_ringbuf_reserve")
+    assert args[reserve] == {1, 2, 3}
+    assert precise[reserve] == {1, 2}

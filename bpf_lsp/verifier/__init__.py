@@ -127,10 +127,10 @@ def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | 
     # shows only while walking (Interpreter.count_decided). A walk whose earlier prunes a newly
     # counted branch undoes is made again from the start, counting it.
     strict = Relevance.of(prog)
-    relevance = strict.with_decided(prog, frozenset())
+    relevance = base = strict.with_decided(prog, frozenset())
     visited = 0
     while True:
-        interp = Interpreter(prog, env, relevance, strict)
+        interp = Interpreter(prog, env, relevance, strict, base)
         result = interp.run()
         visited += result.visited
         if interp.restart_with is None or result.incomplete or visited >= budget:

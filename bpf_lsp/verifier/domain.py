@@ -90,6 +90,9 @@ class Reg:
     load_time: str = ""             # SCALAR: derived from this read-only global, which user space
                                     # sets before loading (the kernel sees its value; we do not)
     parent: int = 0                 # MEM: the dynptr (its id) this slice points into
+    # SCALAR: the value's node in the walk's precision graph (precision.Dep): which values it was
+    # computed from, and whether a decision needed it; None: untracked, always compared exactly
+    dep: object = field(default=None, compare=False, repr=False)
 
     # --- scalars ---
     @property
@@ -246,6 +249,7 @@ class State:
     path_line: int = -1            # last instruction on this path that starts a source line
     prev_line: int = -1            # the one before it
     assumed: str = ""              # a load-time global this path exists for only some values of
+    checkpoint: object = None      # the last explored state on this path (interpreter.Explored)
 
     @property
     def cur(self) -> Frame:
@@ -254,7 +258,7 @@ class State:
     def copy(self) -> "State":
         return State([f.copy() for f in self.frames], dict(self.refs), self.lock, self.rcu_depth,
                      self.rcu_at, self.preempt_depth, self.preempt_at, self.in_graph_callback, self.path_line,
-                     self.prev_line, self.assumed)
+                     self.prev_line, self.assumed, self.checkpoint)
 
     # --- every place a value lives: registers and spilled stack slots of all frames ---
     def map_values(self, fn) -> None:

@@ -33,7 +33,9 @@ from . import calls
 from .calls import CALLER_SAVED, CallChecker, StopPath
 from . import dynptr, exceptions
 from .sock_access import sock_read_ok
-from .pruning import only_scalars_differ, register_signature, state_shape, values_subsume, widen
+from .pruning import only_scalars_differ, precise_values, register_signature, state_shape, values_subsume, widen
+from . import precision
+from .precision import Dep, derived
 
 MAX_FRAMES = 8
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
@@ -108,8 +110,13 @@ class VerifyResult:
 
 @dataclass(slots=True)
 class Explored:
-    """A state pruning compares later ones against, with how often it matched and did not."""
+    """A state pruning compares later ones against, with how often it matched and did not, and
+    how many paths from it are still to be walked (the kernel's `branches`): at 0 its precision
+    marks are final (precision.py)."""
     state: State
+    parent: "Explored | None" = None     # the explored state before it on its path
+    seq: int = 0                          # how many explored states were made before it
+    branches: int = 1
     hits: int = 0
     misses: int = 0
 
@@ -121,7 +128,7 @@ class Explored:
 
 class Interpreter:
     def __init__(self, prog: Program, env: Environment, relevance: Relevance | None = None,
-                 strict: Relevance | None = None):
+                 strict: Relevance | None = None, base: Relevance | None = None):
         self.prog = prog
         self.env = env
         self.btf = prog.obj.btf
@@ -142,6 +149,11 @@ class Interpreter:
         # before the next such prune all of them must hold with the new branches counted, else
         # the walk stops and `restart_with` says which branches the next walk must count.
         self.strict = strict or self.relevance
+        # Against an explored state whose paths are all walked, precision is the walk's own
+        # (precision.py): what `base` (no decided event counted) holds, and of the rest of
+        # `strict` the scalars a path from it needed
+        self.base = base
+        self.checkpoints = 0
         self.newly_decided: set[int] = set()
         self.imprecise_prunes: list[tuple[int, State, State]] = []
         self.restart_with: frozenset | None = None
@@ -355,6 +367,19 @@ class Interpreter:
         while self.pending:
             idx, st = self.pending.pop()
             self._run_path(idx, st)
+            # update_branch_counts(): the path is over; explored states with no path left are complete
+            ex = st.checkpoint
+            while ex is not None:
+                ex.branches -= 1
+                if ex.branches:
+                    break
+                ex = ex.parent
+
+    def _push(self, idx: int, st: State) -> None:
+        """Queue another path; the explored state it starts from has one more to wait for."""
+        if st.checkpoint is not None:
+            st.checkpoint.branches += 1
+        self.pending.append((idx, st))
 
     def _run_path(self, idx: int, st: State) -> None:
         prog = self.prog
@@ -423,7 +448,7 @@ class Interpreter:
         stale = False
         for k in range(len(seen) - 1, -1, -1):   # recent states first: the likeliest match in a loop
             ex = seen[k]
-            if self._subsumed_by(ex.state, idx, st):
+            if self._subsumed_by(ex, idx, st):
                 ex.hits += 1
                 return True
             if self.restart_with is not None:
@@ -441,22 +466,46 @@ class Interpreter:
             widen(seen[-1].state, st, to_unknown=n > MAX_JOINS)
         # keep the most recent states: in a loop they are the ones later paths of the same
         # iteration can be pruned against
-        seen.append(Explored(st.copy()))
+        st.checkpoint = Explored(st.copy(), st.checkpoint, self.checkpoints)
+        self.checkpoints += 1
+        seen.append(st.checkpoint)
         if len(seen) > MAX_STATES_PER_INSN:
             del seen[0]
         return False
 
-    def _subsumed_by(self, old: State, idx: int, st: State) -> bool:
+    def _subsumed_by(self, ex: Explored, idx: int, st: State) -> bool:
+        old = ex.state
+        if self.base is not None and not ex.branches:
+            marks: list[Reg] = []
+            if values_subsume(old, st, self.strict.at(idx), self.strict, self.base, self.base.at(idx), marks,
+                              ex.seq):
+                # propagate_precision(): what `old`'s paths needed, this path's values fed too
+                self._mark(marks)
+                return True
+            return False
         if not values_subsume(old, st, self.relevance.at(idx), self.relevance):
             return False
         if self.strict is self.relevance or values_subsume(old, st, self.strict.at(idx), self.strict):
+            self._needs_all(idx, st)
             return True
         # the match needs a scalar imprecise that only a branch that went both ways compared
         if self.newly_decided and (not self.count_decided() or
                                    not values_subsume(old, st, self.relevance.at(idx), self.relevance)):
             return False
         self.imprecise_prunes.append((idx, old, st))
+        self._needs_all(idx, st)
         return True
+
+    def _needs_all(self, idx: int, st: State) -> None:
+        """A prune whose precision came from the static analysis: which of this path's values the
+        rest of the walk needs is not known, so all it may need are marked."""
+        if self.base is not None:
+            self._mark(precise_values(st, self.strict.at(idx), self.strict))
+
+    def _mark(self, values) -> None:
+        """Values a decision read (or a prune relies on) are precise in the explored states so far."""
+        if self.base is not None and not precision.mark(values, self.checkpoints):
+            self.base = None    # too deep a graph to keep walking: static precision from here on
 
     # ---------------------------------------------------------------- hover states
     def _record(self, idx: int, st: State) -> None:
@@ -585,9 +634,10 @@ class Interpreter:
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
                 regs[insn.dst] = replace(alu_scalar(op, scalar_const(0), src, wide, insn.off),
-                                         load_time=src.load_time) if src.type == SCALAR else UNKNOWN
+                                         load_time=src.load_time, dep=derived(src)) if src.type == SCALAR else UNKNOWN
             else:
-                regs[insn.dst] = src
+                # a copy is the same value; a constant is a new one (precision.py)
+                regs[insn.dst] = src if insn.uses_reg_src else replace(src, dep=Dep())
             return
         dst = self._read(st, insn.dst, insn.idx)
         if dst.type == ANYTHING or src.type == ANYTHING:
@@ -600,16 +650,18 @@ class Interpreter:
             return
         if dst.type == SCALAR and src.type == SCALAR:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
-            taint = dst.load_time or src.load_time
-            regs[insn.dst] = replace(result, load_time=taint) if taint and result.type == SCALAR else result
+            if result.type == SCALAR:
+                result = replace(result, load_time=dst.load_time or src.load_time or result.load_time,
+                                 dep=derived(dst, src))
+            regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
             if insn.uses_reg_src:
-                self._decided(insn.idx)     # the number is a pointer's offset here
+                self._decided(insn.idx, src)     # the number is a pointer's offset here
             regs[insn.dst] = self._ptr_arith(insn, dst, src, op == isa.SUB)
             return
         if wide and op == isa.ADD and src.is_pointer and dst.type == SCALAR:
-            self._decided(insn.idx)
+            self._decided(insn.idx, dst)
             regs[insn.dst] = self._ptr_arith(insn, src, dst, False, reg=insn.src)
             return
         # pointer - pointer, or any other operation involving a pointer: an unknown number
@@ -704,7 +756,7 @@ class Interpreter:
                 value = scalar_const(known & ((1 << (8 * size)) - 1))
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
             narrowed = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
-            value = replace(narrowed, load_time=value.load_time) if value.type == SCALAR else narrowed
+            value = replace(narrowed, load_time=value.load_time, dep=value.dep) if value.type == SCALAR else narrowed
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
@@ -719,7 +771,7 @@ class Interpreter:
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
         else:
-            value = scalar_const(insn.imm)
+            value = replace(scalar_const(insn.imm), dep=Dep())
         if base.type == STACK:
             self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
@@ -770,7 +822,7 @@ class Interpreter:
         if slot == ZERO_SLOT:
             return ZERO
         if isinstance(slot, Reg) and slot.type == SCALAR and slot.is_const and size < 8:
-            return scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1))
+            return replace(scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1)), dep=slot.dep)
         if isinstance(slot, KnownBytes):
             known = slot.read(off % 8, size)
             return UNKNOWN if known is None else scalar_const(known)
@@ -780,6 +832,7 @@ class Interpreter:
         fr = self._stack_frame(st, base)
         if base.var_off:
             lo, hi = off + base.vmin, off + base.vmax + size - 1
+            self._mark((value,))     # zeros over zeros stay: the value's zero matters there
             if hi - lo < 512:
                 for s in self._stack_write_var_off(st, fr, lo, hi, value, idx):
                     self._stored_at(st, base, idx, 8 * s, 8)
@@ -802,6 +855,8 @@ class Interpreter:
         # check_stack_write_fixed_off(): zeroes are known wherever they are stored (STACK_ZERO); another
         # constant only when stored at the start of the slot (an imprecise spilled register)
         known = value.const if value.is_const and (value.const == 0 or off % 8 == 0) else None
+        if known is not None:
+            self._mark((value,))     # kept as bytes, read back as a number of no node
         fr.stack[slot] = old.store(off % 8, size, known)
 
     def _stored_at(self, st: State, base: Reg, idx: int, off: int, size: int) -> None:
@@ -1040,7 +1095,7 @@ class Interpreter:
             # may_goto, bounded by the kernel: both ways, the loop's exit first and the next
             # iteration queued, as check_cond_jmp_op() does. The order matters: a state leaving
             # a loop early (its later slots never written) covers the ones that leave it later.
-            self.pending.append((insn.idx + 1, st.copy()))
+            self._push(insn.idx + 1, st.copy())
             return insn.jump_target
         wide = insn.cls == Cls.JMP
         dst = self._read(st, insn.dst, insn.idx)
@@ -1049,19 +1104,19 @@ class Interpreter:
         ptr, other = (dst, src) if dst.is_pointer else (src, dst)
         if ptr.is_pointer and other.type == SCALAR and other.is_const and other.const == 0 and op in (isa.JEQ, isa.JNE):
             if insn.uses_reg_src:
-                self._decided(insn.idx)     # a register's zero made this a NULL check
+                self._decided(insn.idx, other)     # a register's zero made this a NULL check
             if not ptr.maybe_null and _not_null(ptr):
                 # a pointer known to be valid is never NULL: only one way is possible
                 return insn.jump_target if op == isa.JNE else insn.idx + 1
             if not ptr.maybe_null:
                 # e.g. an RCU or plain BTF pointer: the kernel explores both ways, unchanged
-                self.pending.append((insn.jump_target, st.copy()))
+                self._push(insn.jump_target, st.copy())
                 return insn.idx + 1
             taken_null = op == isa.JEQ
             other_st = st.copy()
             self._mark_null_check(other_st, ptr, is_null=not taken_null)  # fall-through state
             self._mark_null_check(st, ptr, is_null=taken_null)            # taken state
-            self.pending.append((insn.jump_target, st))
+            self._push(insn.jump_target, st)
             return self._continue_with(insn.idx + 1, other_st)
         if (wide and insn.uses_reg_src and op in (isa.JEQ, isa.JNE) and dst.is_pointer and src.is_pointer
                 and dst.maybe_null != src.maybe_null and BTF_ID not in (dst.type, src.type)):
@@ -1069,12 +1124,12 @@ class Interpreter:
             maybe = dst if dst.maybe_null else src
             taken = st.copy()
             self._mark_null_check(taken if op == isa.JEQ else st, maybe, is_null=False)
-            self.pending.append((insn.jump_target, taken))
+            self._push(insn.jump_target, taken)
             return insn.idx + 1
         if dst.type == SCALAR and src.type == SCALAR:
             outcome = branch_outcome(op, dst, src, wide)
             if outcome is not None:
-                self._decided(insn.idx)
+                self._decided(insn.idx, dst, src)
                 return insn.jump_target if outcome else insn.idx + 1
             if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
                 # a bound set at load time (a CPU count, a table size) decides the way: the paths
@@ -1087,21 +1142,22 @@ class Interpreter:
             f_dst, f_src = refine_branch(op, dst, src, wide, False)
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
-            self.pending.append((insn.jump_target, taken))
+            self._push(insn.jump_target, taken)
             return insn.idx + 1
-        self.pending.append((insn.jump_target, st.copy()))
+        self._push(insn.jump_target, st.copy())
         return insn.idx + 1
 
-    def _decided(self, idx) -> None:
-        """A value decided what instruction `idx` did (a branch's way, a pointer's offset), or
+    def _decided(self, idx, *values: Reg) -> None:
+        """`values` decided what instruction `idx` did (a branch's way, a pointer's offset), or
         (store, cell): an unplaced store put its value in that stack cell."""
+        self._mark(values)
         decided = self.relevance.decided
         if decided is not None and idx not in decided:
             self.newly_decided.add(idx)
 
     def _continue_with(self, idx: int, new_state: State):
         """Continue the current path with a different state object (swap in place)."""
-        self.pending.append((idx, new_state))
+        self._push(idx, new_state)
         raise StopPath
 
     def _set_refined(self, st: State, insn: Insn, dst: Reg, src: Reg) -> None:
@@ -1109,10 +1165,14 @@ class Interpreter:
         # refine only the compared registers (sound); keep why a dead pointer died
         if regs[insn.dst].tomb is not None:
             dst = replace(dst, tomb=regs[insn.dst].tomb)
+        if dst.dep is not regs[insn.dst].dep:
+            dst = replace(dst, dep=regs[insn.dst].dep)     # the same value, known better
         regs[insn.dst] = dst
         if insn.uses_reg_src:
             if regs[insn.src].tomb is not None:
                 src = replace(src, tomb=regs[insn.src].tomb)
+            if src.dep is not regs[insn.src].dep:
+                src = replace(src, dep=regs[insn.src].dep)
             regs[insn.src] = src
 
     def _mark_null_check(self, st: State, ptr: Reg, is_null: bool) -> None:
@@ -1470,7 +1530,7 @@ class Interpreter:
         cb.frames.append(Frame(regs, {}, insn.idx, target, callback=kind))
         if kind == "rbtree_less":
             cb.in_graph_callback = True
-        self.pending.append((target, cb))
+        self._push(target, cb)
 
 
 def _summarised(reg: Reg) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 10
+SEMANTICS_VERSION = 11
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"

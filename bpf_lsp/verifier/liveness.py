@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..frontend import isa
+from ..frontend.btf import BtfError
 from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program, SubprogRef
@@ -46,6 +47,61 @@ def call_arguments(prog: Program) -> dict[int, frozenset]:
             params = btf.func_params(m.name)
             n = None if params is None else len(params)
         out[insn.idx] = CALL_USES if n is None or n > 5 else frozenset(range(1, n + 1))
+    return out
+
+
+# helper arguments of no pointer kind whose value the kernel still needs exactly: a tail call's
+# index (record_func_key() marks it precise when constant)
+_KEY_ARGS = {"bpf_tail_call": 3}
+# kfunc parameter names the kernel needs a constant for (is_kfunc_arg_constant(), mem_size, the
+# dynptr slice's buffer size): mark_chain_precision() on each
+_CONST_SUFFIXES = ("__k", "__sz", "__szk")
+_CONST_NAMES = ("rdonly_buf_size", "rdwr_buf_size")
+
+
+def precise_arguments(prog: Program, args: dict[int, frozenset]) -> dict[int, frozenset]:
+    """Call instruction -> the argument registers whose scalar value the call needs exactly (a
+    subset of `args`). The kernel marks a scalar argument precise only where it checks its value:
+    a helper's ARG_CONST_SIZE* size, a kfunc's `__k`/`__sz` constant; a number passed as
+    ARG_ANYTHING, as a kfunc's plain integer or to a global function (btf_check_func_arg_match())
+    decides nothing. Pointer arguments stay (they are compared as pointers anyway; a number where
+    a pointer goes is checked for NULL). Calls we know no prototype of keep all."""
+    btf = prog.obj.btf
+    helpers = K.kernel_table()["helpers"]
+    out = dict(args)
+    for idx, regs in args.items():
+        m = prog.meanings.get(idx)
+        loose: set[int] = set()
+        if isinstance(m, HelperRef) and str(m.id) in helpers:
+            entry = helpers[str(m.id)]
+            for i, kinds in enumerate(entry.get("args", ())[:5]):
+                if kinds and all(k == "ARG_ANYTHING" for k in kinds) and _KEY_ARGS.get(entry["name"]) != i + 1:
+                    loose.add(i + 1)
+        elif isinstance(m, KfuncRef):
+            sem = K.known_kfunc(m.name)
+            if sem is not None and sem.args:
+                loose = {i + 1 for i, a in enumerate(sem.args[:5]) if a.kind in (K.SCALAR, K.IGNORED)}
+            elif sem is not None:
+                loose = _scalar_params(btf, m.name, by_name=True)
+        elif isinstance(m, SubprogRef) and (fn := prog.function_at(m.target)) is not None and fn.is_global:
+            loose = _scalar_params(btf, fn.name, by_name=False)
+        if loose:
+            out[idx] = regs - loose
+    return out
+
+
+def _scalar_params(btf, func: str, by_name: bool) -> set[int]:
+    """The argument registers of `func`'s number parameters (by_name: except those the kernel
+    wants constant)."""
+    params = btf.func_params(func) if btf is not None else None
+    out = set()
+    for i, (name, type_id) in enumerate((params or [])[:5]):
+        try:
+            scalar = btf.value_kind(type_id)[0] == "scalar"
+        except BtfError:     # a malformed type: keep the argument precise
+            scalar = False
+        if scalar and not (by_name and (name.endswith(_CONST_SUFFIXES) or name in _CONST_NAMES)):
+            out.add(i + 1)
     return out
 
 
@@ -464,7 +520,8 @@ class Dataflow:
         self.args = call_arguments(prog)
         ptrs = _stack_pointers(prog, self.succ)
         arena = _arena_registers(prog, self.succ, ptrs)
-        self.flow = {idx: _precision_flow(i, self.args, arena.get(idx, frozenset())) for idx, i in self.insns.items()}
+        precise_args = precise_arguments(prog, self.args)
+        self.flow = {idx: _precision_flow(i, precise_args, arena.get(idx, frozenset())) for idx, i in self.insns.items()}
         self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), self.args) for idx, i in self.insns.items()}
         # a conditional jump -> the registers it compares
         self.compares = {idx: f[0] for idx, f in self.flow.items() if self.insns[idx].is_jump and f[0]}

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from .domain import ARENA, DYNPTR, ITER, MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
 from .liveness import ANY_SLOT, Relevance
+from .precision import needed
 
 CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
@@ -28,8 +29,16 @@ def subsumes(old: State, cur: State, idx: int, rel: Relevance) -> bool:
     return state_shape(old) == state_shape(cur) and values_subsume(old, cur, rel.at(idx), rel)
 
 
-def values_subsume(old: State, cur: State, here: tuple, rel: Relevance) -> bool:
-    """`subsumes` for two states of the same shape; `here` is `rel.at(idx)`."""
+def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Relevance | None = None,
+                   base_here: tuple = (), marks: list | None = None, seq: int = 0) -> bool:
+    """`subsumes` for two states of the same shape; `here` is `rel.at(idx)`.
+
+    With `base` (precision counting no decided event; `base_here` is `base.at(idx)`), `old` is a
+    complete explored state (number `seq`) and `rel` the upper bound: a scalar precise in `rel`
+    but not in `base` is compared only if the walk found it needed on a path from `old`
+    (precision.needed), and the current state's values so compared go to `marks`, to be marked
+    if the prune is made.
+    """
     if old.assumed and not cur.assumed:
         # a path explored under a load-time assumption reported its errors as warnings: it cannot
         # stand in for one without that assumption
@@ -42,17 +51,24 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance) -> bool:
             return False
         if d == depth:
             live, precise, slots = here
+            sure = base_here[1] if base is not None else precise
         else:
-            live, precise, slots = rel.at_call(old.frames[d + 1].callsite)
+            live, precise, slots = rel.at_call(old.frames[d + 1].callsite)[:3]
+            sure = base.at_call(old.frames[d + 1].callsite)[1] if base is not None else precise
             live = [r for r in live if r in CALLEE_SAVED]    # a caller's r0-r5 are overwritten when the call returns
         oregs, cregs = fo.regs, fc.regs
         for r in live:
             o, c = oregs[r], cregs[r]
             if o is c and not o.id and not o.ref_obj_id:
                 continue     # the very value both paths inherited (ids must still map consistently)
-            if not _reg_subsumes(o, c, idmap, r in precise):
+            exact = r in precise
+            if exact and r not in sure and o.type == SCALAR:
+                exact = needed(o, seq)
+                if exact and marks is not None:
+                    marks.append(c)
+            if not _reg_subsumes(o, c, idmap, exact):
                 return False
-        every, every_precise = ANY_SLOT in slots, ANY_SLOT in precise
+        every, every_precise, every_sure = ANY_SLOT in slots, ANY_SLOT in precise, ANY_SLOT in sure
         cstack = fc.stack
         for slot, ov in fo.stack.items():
             cv = cstack.get(slot)
@@ -60,8 +76,14 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance) -> bool:
                 continue
             if not every and slot not in slots and _plain(ov) and _plain(cv):
                 continue     # nobody reads this slot again before writing it
-            if not every_precise and slot not in precise and _data(ov) and _data(cv):
-                continue     # read again, but only into values that decide nothing
+            if _data(ov) and _data(cv):
+                if not every_precise and slot not in precise:
+                    continue     # read again, but only into values that decide nothing
+                if base is not None and not every_sure and slot not in sure and isinstance(ov, Reg):
+                    if not needed(ov, seq):
+                        continue     # no path from `old` needed it
+                    if marks is not None:
+                        marks.append(cv)
             if isinstance(ov, Reg):
                 if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
                     if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
@@ -73,6 +95,27 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance) -> bool:
             if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
                 return False
     return True
+
+
+def precise_values(st: State, here: tuple, rel: Relevance):
+    """The scalars of `st` that may decide something after the instruction `here` is of (`rel`):
+    what a prune against a state whose exploration is still going on must mark, not knowing
+    which of them that exploration will need."""
+    depth = len(st.frames) - 1
+    for d in range(depth, -1, -1):
+        fr = st.frames[d]
+        if d == depth:
+            live, precise, _slots = here[:3]
+        else:
+            live, precise, _slots = rel.at_call(st.frames[d + 1].callsite)[:3]
+            live = [r for r in live if r in CALLEE_SAVED]
+        for r in live:
+            if r in precise:
+                yield fr.regs[r]
+        every = ANY_SLOT in precise
+        for slot, v in fr.stack.items():
+            if isinstance(v, Reg) and (every or slot in precise):
+                yield v
 
 
 def register_signature(st: State, live: tuple, rel: Relevance) -> tuple:
@@ -96,7 +139,8 @@ def _reg_key(o: Reg):
         return "u"      # an old uninitialized register covers anything: such states just match less often
     if o.type == ARENA:
         return "a"
-    return (o.type, o.off, o.flags, id(o.map), o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at)
+    return (o.type, o.off, o.flags, id(o.map), o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at,
+            o.mem_size)
 
 
 def _data(v) -> bool:
@@ -139,8 +183,10 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
         if o.load_time and not c.load_time:
             return False
         return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
-    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
-            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
+    # regsafe(): pointers match exactly; a memory pointer's size too (the record a ring buffer
+    # reserved, a slice), or an access in bounds of the old one's could be out of the new one's
+    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at, o.mem_size) != \
+            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at, c.mem_size) or \
             (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
         return False
     return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)
