@@ -207,12 +207,13 @@ class KnownBytes:
     """A slot written by narrow constant stores (`int key = 1;`): the bytes known (little endian),
     None where unknown. The kernel keeps such constants too (a map key it can read back)."""
     known: tuple
+    dep: object = field(default=None, compare=False, repr=False)   # as Reg.dep: what the bytes came from
 
-    def store(self, lo: int, size: int, value: int | None) -> "KnownBytes | str":
+    def store(self, lo: int, size: int, value: int | None, dep=None) -> "KnownBytes | str":
         b = list(self.known)
         for i in range(size):
             b[lo + i] = None if value is None else (value >> (8 * i)) & 0xFF
-        return MISC if all(x is None for x in b) else KnownBytes(tuple(b))
+        return MISC if all(x is None for x in b) else KnownBytes(tuple(b), dep)
 
     def read(self, lo: int, size: int) -> int | None:
         part = self.known[lo:lo + size]

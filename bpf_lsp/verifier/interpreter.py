@@ -757,6 +757,9 @@ class Interpreter:
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
             narrowed = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
             value = replace(narrowed, load_time=value.load_time, dep=value.dep) if value.type == SCALAR else narrowed
+        if value.type == SCALAR and value.dep is None:
+            # read from memory, or a spill of a value compared exactly wherever it is: a new value
+            value = replace(value, dep=Dep())
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
@@ -825,21 +828,20 @@ class Interpreter:
             return replace(scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1)), dep=slot.dep)
         if isinstance(slot, KnownBytes):
             known = slot.read(off % 8, size)
-            return UNKNOWN if known is None else scalar_const(known)
+            return UNKNOWN if known is None else replace(scalar_const(known), dep=slot.dep)
         return UNKNOWN
 
     def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg, idx: int = -1) -> None:
         fr = self._stack_frame(st, base)
         if base.var_off:
             lo, hi = off + base.vmin, off + base.vmax + size - 1
-            self._mark((value,))     # zeros over zeros stay: the value's zero matters there
             if hi - lo < 512:
                 for s in self._stack_write_var_off(st, fr, lo, hi, value, idx):
-                    self._stored_at(st, base, idx, 8 * s, 8)
+                    self._stored_at(st, base, idx, 8 * s, 8, value)
             return
         # a store precision took for one at an unknown offset: here its slot is known, so the
         # value matters like any spill's
-        self._stored_at(st, base, idx, off, size)
+        self._stored_at(st, base, idx, off, size, value)
         for s in {off // 8, (off + size - 1) // 8}:
             dynptr.overwrite_check(self, st, fr, s, idx)
         slot = off // 8
@@ -855,19 +857,19 @@ class Interpreter:
         # check_stack_write_fixed_off(): zeroes are known wherever they are stored (STACK_ZERO); another
         # constant only when stored at the start of the slot (an imprecise spilled register)
         known = value.const if value.is_const and (value.const == 0 or off % 8 == 0) else None
-        if known is not None:
-            self._mark((value,))     # kept as bytes, read back as a number of no node
-        fr.stack[slot] = old.store(off % 8, size, known)
+        fr.stack[slot] = old.store(off % 8, size, known, derived(old, value))
 
-    def _stored_at(self, st: State, base: Reg, idx: int, off: int, size: int) -> None:
-        """Precision learns where an unplaced store (Dataflow.unplaced_stores) put its value."""
+    def _stored_at(self, st: State, base: Reg, idx: int, off: int, size: int, value: Reg) -> None:
+        """Precision learns where an unplaced store (Dataflow.unplaced_stores) put its value. The
+        static analysis counted none of it, so what the cell feeds that always needs a value
+        exactly (a map key, a call's size) does not reach the value either: it is marked here."""
         if idx not in self.unplaced_stores:
             return
         if base.frameno < len(st.frames) - 1:
-            self._decided((idx, FOREIGN))
+            self._decided((idx, FOREIGN), value)
             return
         for cell in stack_cells(off, size):
-            self._decided((idx, cell))
+            self._decided((idx, cell), value)
 
     def _stack_write_var_off(self, st: State, fr: Frame, lo: int, hi: int, value: Reg, idx: int) -> list[int]:
         """check_stack_write_var_off(): the bytes fp+lo..fp+hi may be written, so what they held
@@ -881,7 +883,8 @@ class Interpreter:
             if old is None:
                 continue
             if zero and isinstance(old, Reg) and old.type == SCALAR and old.is_const and old.const == 0:
-                kept.append(s)      # a spilled zero stays one
+                kept.append(s)      # a spilled zero stays one, as long as the value is zero
+                fr.stack[s] = replace(old, dep=derived(old, value))
                 continue
             if isinstance(old, Reg) and (old.type in (ITER, DYNPTR) or old.ref_obj_id):
                 continue    # objects with a lifetime of their own are checked where they are used
@@ -894,7 +897,7 @@ class Interpreter:
                               for k, b in enumerate(old.known))
                 if zero and any(old.known[k] == 0 for k in range(first, last + 1)):
                     kept.append(s)
-                fr.stack[s] = MISC if all(b is None for b in known) else KnownBytes(known)
+                fr.stack[s] = MISC if all(b is None for b in known) else KnownBytes(known, derived(old, value))
             else:
                 fr.stack[s] = MISC
         return kept
@@ -1084,7 +1087,7 @@ class Interpreter:
         elif isinstance(meaning, KconfigRef):
             regs[insn.dst] = Reg(MEM, type_name=KCONFIG_PREFIX + meaning.name, mem_size=meaning.size)
         else:
-            regs[insn.dst] = scalar_const(insn.imm64)
+            regs[insn.dst] = replace(scalar_const(insn.imm64), dep=Dep())
 
     # -- control flow
     def _jump(self, insn: Insn, st: State) -> int | None:
@@ -1492,7 +1495,8 @@ class Interpreter:
         regs = st.cur.regs
         for r in CALLER_SAVED:
             regs[r] = UNINIT
-        regs[0] = r0
+        # a call's number comes from nothing the program holds: a new value (precision.py)
+        regs[0] = replace(r0, dep=Dep()) if r0.type == SCALAR and r0.dep is None else r0
 
     def _acq_rel(self, reg: Reg, st: State | None) -> dict[str, int]:
         """Related instruction: where the reference/maybe-NULL value was created."""

@@ -8,7 +8,8 @@ from it in all the others. So does the walk here, with a small dependency graph 
 kernel's backtracking over instruction histories:
 
 - each tracked scalar carries a `Dep` node naming the nodes it was computed from (an ALU result
-  depends on its operands; a copy, a spill and its fill, a refined range are the same node);
+  depends on its operands; a copy, a spill and its fill, a refined range are the same node), and
+  so do the known bytes narrow stores leave in a stack slot;
 - a decision marks the nodes of the values it read, and everything they came from, as needed by
   the explored states made before it (those after it that hold the same value do not need it);
 - a state whose exploration is complete (`Explored.branches == 0`) then needs exactly its marked
@@ -36,13 +37,13 @@ class Dep:
         self.needed_before = 0
 
 
-def derived(*values: Reg) -> Dep:
-    """The node of a value computed from `values` (untracked ones have nothing to pass on:
-    they are compared exactly wherever they are)."""
-    return Dep(tuple(v.dep for v in values if v.dep is not None))
+def derived(*values) -> Dep:
+    """The node of a value computed from `values` (registers or known stack bytes; untracked
+    ones have nothing to pass on: they are compared exactly wherever they are)."""
+    return Dep(tuple(d for v in values if (d := getattr(v, "dep", None)) is not None))
 
 
-def needed(value: Reg, seq: int) -> bool:
+def needed(value, seq: int) -> bool:
     """Whether explored state number `seq`'s scalar may have decided something on a path from it."""
     return value.dep is None or value.dep.needed_before > seq
 
@@ -51,7 +52,7 @@ def mark(values, now: int) -> bool:
     """A decision, made after `now` explored states, read these values: they, and all they were
     computed from, are precise in the states before it. False if the graph was too deep to walk
     (the caller must then stop trusting it)."""
-    work = [v.dep for v in values if isinstance(v, Reg) and v.dep is not None and v.dep.needed_before < now]
+    work = [d for v in values if (d := getattr(v, "dep", None)) is not None and d.needed_before < now]
     budget = MAX_WALK
     while work:
         d = work.pop()

@@ -79,7 +79,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
             if _data(ov) and _data(cv):
                 if not every_precise and slot not in precise:
                     continue     # read again, but only into values that decide nothing
-                if base is not None and not every_sure and slot not in sure and isinstance(ov, Reg):
+                if base is not None and not every_sure and slot not in sure and isinstance(ov, (Reg, KnownBytes)):
                     if not needed(ov, seq):
                         continue     # no path from `old` needed it
                     if marks is not None:
