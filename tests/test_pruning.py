@@ -129,3 +129,10 @@ def test_calls_need_exactly_only_the_arguments_whose_value_the_kernel_checks(per
     reserve = next(i for i, m in prog.meanings.items() if isinstance(m, HelperRef) and m.name == "bpf_ringbuf_reserve")
     assert args[reserve] == {1, 2, 3}
     assert precise[reserve] == {1, 2}
+
+
+def test_without_the_walks_own_precision_the_loop_nest_runs_out(per_state_programs):
+    # the same program with the static precision alone: every loop-carried value stays precise
+    from bpf_lsp.verifier import verify_program
+    result = verify_program(per_state_programs["find_empty"], budget=100_000, per_state=False)
+    assert result.incomplete and result.visited >= 100_000

@@ -115,8 +115,11 @@ def environment_for(prog: Program, facts: KernelFacts, budget: int, records: Rec
 
 def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | None = None,
                    records: RecordBuilder | None = None, seconds: float = 0.0,
-                   kconfig: dict[str, int] | None = None) -> VerifyResult:
+                   kconfig: dict[str, int] | None = None, per_state: bool = True) -> VerifyResult:
     """Verify one program; `seconds` > 0 bounds the wall time (the result is then `incomplete`).
+
+    `per_state=False` prunes with the static precision only (precision.py's walk off): for
+    benchmarks and tests that compare the two.
 
     `facts` (kernel BTF) and `kconfig` (`__kconfig` values) default to the running kernel's.
     """
@@ -130,7 +133,7 @@ def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | 
     relevance = base = strict.with_decided(prog, frozenset())
     visited = 0
     while True:
-        interp = Interpreter(prog, env, relevance, strict, base)
+        interp = Interpreter(prog, env, relevance, strict, base if per_state else None)
         result = interp.run()
         visited += result.visited
         if interp.restart_with is None or result.incomplete or visited >= budget:

@@ -7,7 +7,8 @@ Knows nothing about source code or editors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 
 U64 = (1 << 64) - 1
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
@@ -118,6 +119,15 @@ class Reg:
     def has(self, flag: str) -> bool:
         return flag in self.flags
 
+    def with_dep(self, dep, load_time: str | None = None) -> "Reg":
+        """This value with another precision node (and load-time taint): `replace()` without its
+        per-call field walk, which the interpreter's every scalar result would pay."""
+        vals = list(_REG_FIELDS(self))
+        vals[_DEP_AT] = dep
+        if load_time is not None:
+            vals[_LOAD_TIME_AT] = load_time
+        return Reg(*vals)
+
     def with_flags(self, add=(), remove=()) -> "Reg":
         return replace(self, flags=(self.flags | frozenset(add)) - frozenset(remove))
 
@@ -149,6 +159,11 @@ class Reg:
         if self.type == ANYTHING:
             return "unknown"
         return f"{self.type}{null}"
+
+
+_REG_NAMES = tuple(f.name for f in fields(Reg))
+_REG_FIELDS = attrgetter(*_REG_NAMES)
+_DEP_AT, _LOAD_TIME_AT = _REG_NAMES.index("dep"), _REG_NAMES.index("load_time")
 
 
 def scalar_const(v: int) -> Reg:

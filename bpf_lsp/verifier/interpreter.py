@@ -633,11 +633,11 @@ class Interpreter:
             return
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
-                regs[insn.dst] = replace(alu_scalar(op, scalar_const(0), src, wide, insn.off),
-                                         load_time=src.load_time, dep=derived(src)) if src.type == SCALAR else UNKNOWN
+                regs[insn.dst] = alu_scalar(op, scalar_const(0), src, wide, insn.off).with_dep(
+                    derived(src), src.load_time) if src.type == SCALAR else UNKNOWN
             else:
                 # a copy is the same value; a constant is a new one (precision.py)
-                regs[insn.dst] = src if insn.uses_reg_src else replace(src, dep=Dep())
+                regs[insn.dst] = src if insn.uses_reg_src else src.with_dep(Dep())
             return
         dst = self._read(st, insn.dst, insn.idx)
         if dst.type == ANYTHING or src.type == ANYTHING:
@@ -651,8 +651,7 @@ class Interpreter:
         if dst.type == SCALAR and src.type == SCALAR:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             if result.type == SCALAR:
-                result = replace(result, load_time=dst.load_time or src.load_time or result.load_time,
-                                 dep=derived(dst, src))
+                result = result.with_dep(derived(dst, src), dst.load_time or src.load_time or result.load_time)
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
@@ -756,10 +755,10 @@ class Interpreter:
                 value = scalar_const(known & ((1 << (8 * size)) - 1))
         if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
             narrowed = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
-            value = replace(narrowed, load_time=value.load_time, dep=value.dep) if value.type == SCALAR else narrowed
+            value = narrowed.with_dep(value.dep, value.load_time) if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
-            value = replace(value, dep=Dep())
+            value = value.with_dep(Dep())
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
@@ -774,7 +773,7 @@ class Interpreter:
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
         else:
-            value = replace(scalar_const(insn.imm), dep=Dep())
+            value = scalar_const(insn.imm).with_dep(Dep())
         if base.type == STACK:
             self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
@@ -825,10 +824,10 @@ class Interpreter:
         if slot == ZERO_SLOT:
             return ZERO
         if isinstance(slot, Reg) and slot.type == SCALAR and slot.is_const and size < 8:
-            return replace(scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1)), dep=slot.dep)
+            return scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1)).with_dep(slot.dep)
         if isinstance(slot, KnownBytes):
             known = slot.read(off % 8, size)
-            return UNKNOWN if known is None else replace(scalar_const(known), dep=slot.dep)
+            return UNKNOWN if known is None else scalar_const(known).with_dep(slot.dep)
         return UNKNOWN
 
     def _stack_write(self, st: State, base: Reg, off: int, size: int, value: Reg, idx: int = -1) -> None:
@@ -884,7 +883,7 @@ class Interpreter:
                 continue
             if zero and isinstance(old, Reg) and old.type == SCALAR and old.is_const and old.const == 0:
                 kept.append(s)      # a spilled zero stays one, as long as the value is zero
-                fr.stack[s] = replace(old, dep=derived(old, value))
+                fr.stack[s] = old.with_dep(derived(old, value))
                 continue
             if isinstance(old, Reg) and (old.type in (ITER, DYNPTR) or old.ref_obj_id):
                 continue    # objects with a lifetime of their own are checked where they are used
@@ -1087,7 +1086,7 @@ class Interpreter:
         elif isinstance(meaning, KconfigRef):
             regs[insn.dst] = Reg(MEM, type_name=KCONFIG_PREFIX + meaning.name, mem_size=meaning.size)
         else:
-            regs[insn.dst] = replace(scalar_const(insn.imm64), dep=Dep())
+            regs[insn.dst] = scalar_const(insn.imm64).with_dep(Dep())
 
     # -- control flow
     def _jump(self, insn: Insn, st: State) -> int | None:
@@ -1169,13 +1168,13 @@ class Interpreter:
         if regs[insn.dst].tomb is not None:
             dst = replace(dst, tomb=regs[insn.dst].tomb)
         if dst.dep is not regs[insn.dst].dep:
-            dst = replace(dst, dep=regs[insn.dst].dep)     # the same value, known better
+            dst = dst.with_dep(regs[insn.dst].dep)     # the same value, known better
         regs[insn.dst] = dst
         if insn.uses_reg_src:
             if regs[insn.src].tomb is not None:
                 src = replace(src, tomb=regs[insn.src].tomb)
             if src.dep is not regs[insn.src].dep:
-                src = replace(src, dep=regs[insn.src].dep)
+                src = src.with_dep(regs[insn.src].dep)
             regs[insn.src] = src
 
     def _mark_null_check(self, st: State, ptr: Reg, is_null: bool) -> None:
@@ -1496,7 +1495,7 @@ class Interpreter:
         for r in CALLER_SAVED:
             regs[r] = UNINIT
         # a call's number comes from nothing the program holds: a new value (precision.py)
-        regs[0] = replace(r0, dep=Dep()) if r0.type == SCALAR and r0.dep is None else r0
+        regs[0] = r0.with_dep(Dep()) if r0.type == SCALAR and r0.dep is None else r0
 
     def _acq_rel(self, reg: Reg, st: State | None) -> dict[str, int]:
         """Related instruction: where the reference/maybe-NULL value was created."""
