@@ -24,7 +24,7 @@ from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUN
                      UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
                      dead_pointer, scalar_const, scalar_range, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
-from .liveness import FOREIGN, Relevance, stack_cells
+from .liveness import ANY_SLOT, FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
@@ -35,7 +35,7 @@ from . import dynptr, exceptions
 from .sock_access import sock_read_ok
 from .pruning import only_scalars_differ, precise_values, register_signature, state_shape, values_subsume, widen
 from . import precision
-from .precision import Dep, derived
+from .precision import derived
 
 MAX_FRAMES = 8
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
@@ -486,21 +486,26 @@ class Interpreter:
         if not values_subsume(old, st, self.relevance.at(idx), self.relevance):
             return False
         if self.strict is self.relevance or values_subsume(old, st, self.strict.at(idx), self.strict):
-            self._needs_all(idx, st)
+            self._needs_all(idx, st, old)
             return True
         # the match needs a scalar imprecise that only a branch that went both ways compared
         if self.newly_decided and (not self.count_decided() or
                                    not values_subsume(old, st, self.relevance.at(idx), self.relevance)):
             return False
         self.imprecise_prunes.append((idx, old, st))
-        self._needs_all(idx, st)
+        self._needs_all(idx, st, old)
         return True
 
-    def _needs_all(self, idx: int, st: State) -> None:
-        """A prune whose precision came from the static analysis: which of this path's values the
-        rest of the walk needs is not known, so all it may need are marked."""
+    def _needs_all(self, idx: int, st: State, old: State) -> None:
+        """A prune against `old`, whose paths are not all walked, with the static analysis's
+        precision: which of this path's values the rest of the walk needs is not known yet, so
+        all it may need are marked (but those `old` holds too: its paths will mark them)."""
         if self.base is not None:
-            self._mark(precise_values(st, self.strict.at(idx), self.strict))
+            self._mark(precise_values(st, self.strict.at(idx), self.strict, old))
+
+    def _node(self, *values) -> precision.Dep:
+        """The precision node of a value made now from `values` (none: from nothing the state holds)."""
+        return derived(self.checkpoints, *values)
 
     def _mark(self, values) -> None:
         """Values a decision read (or a prune relies on) are precise in the explored states so far."""
@@ -634,10 +639,11 @@ class Interpreter:
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
                 regs[insn.dst] = alu_scalar(op, scalar_const(0), src, wide, insn.off).with_dep(
-                    derived(src), src.load_time) if src.type == SCALAR else UNKNOWN
+                    self._node(src), src.load_time) if src.type == SCALAR else UNKNOWN
             else:
-                # a copy is the same value; a constant is a new one (precision.py)
-                regs[insn.dst] = src if insn.uses_reg_src else src.with_dep(Dep())
+                # a copy or a constant is a new value (precision.py); a pointer stays itself
+                regs[insn.dst] = src.with_dep(self._node(src)) if src.type == SCALAR and (
+                    src.dep is not None or not insn.uses_reg_src) else src
             return
         dst = self._read(st, insn.dst, insn.idx)
         if dst.type == ANYTHING or src.type == ANYTHING:
@@ -651,7 +657,7 @@ class Interpreter:
         if dst.type == SCALAR and src.type == SCALAR:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             if result.type == SCALAR:
-                result = result.with_dep(derived(dst, src), dst.load_time or src.load_time or result.load_time)
+                result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time)
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
@@ -732,6 +738,8 @@ class Interpreter:
         self._mem_bounds(insn, base, off, size)
         if base.type == STACK:
             value = self._stack_read(st, base, off, size, insn.idx)
+            if value.type == SCALAR and value.dep is not None:
+                value = value.with_dep(self._node(value))     # a fill is a copy (precision.py)
         elif base.type == CTX:
             value = self._ctx_load(off, size, st, insn)
         elif base.type == MAP_VALUE and not base.var_off:
@@ -758,7 +766,7 @@ class Interpreter:
             value = narrowed.with_dep(value.dep, value.load_time) if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
-            value = value.with_dep(Dep())
+            value = value.with_dep(self._node())
         st.cur.regs[insn.dst] = value
 
     def _store(self, insn: Insn, st: State) -> None:
@@ -773,7 +781,7 @@ class Interpreter:
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
         else:
-            value = scalar_const(insn.imm).with_dep(Dep())
+            value = scalar_const(insn.imm).with_dep(self._node())
         if base.type == STACK:
             self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
@@ -845,7 +853,8 @@ class Interpreter:
             dynptr.overwrite_check(self, st, fr, s, idx)
         slot = off // 8
         if size == 8 and off % 8 == 0:
-            fr.stack[slot] = value
+            # a spill is a copy (precision.py)
+            fr.stack[slot] = value.with_dep(self._node(value)) if value.type == SCALAR and value.dep is not None else value
             return
         old = fr.stack.get(slot)
         if not isinstance(old, KnownBytes):
@@ -856,19 +865,22 @@ class Interpreter:
         # check_stack_write_fixed_off(): zeroes are known wherever they are stored (STACK_ZERO); another
         # constant only when stored at the start of the slot (an imprecise spilled register)
         known = value.const if value.is_const and (value.const == 0 or off % 8 == 0) else None
-        fr.stack[slot] = old.store(off % 8, size, known, derived(old, value))
+        fr.stack[slot] = old.store(off % 8, size, known, self._node(old, value))
 
     def _stored_at(self, st: State, base: Reg, idx: int, off: int, size: int, value: Reg) -> None:
         """Precision learns where an unplaced store (Dataflow.unplaced_stores) put its value. The
-        static analysis counted none of it, so what the cell feeds that always needs a value
-        exactly (a map key, a call's size) does not reach the value either: it is marked here."""
+        static analysis counted none of it, so where the cell feeds what always needs a value
+        exactly (a map key, a call's size), that does not reach the value either: it is marked
+        here (a caller's stack: always)."""
         if idx not in self.unplaced_stores:
             return
         if base.frameno < len(st.frames) - 1:
             self._decided((idx, FOREIGN), value)
             return
+        after = self.base.precise.get(idx + 1) if self.base is not None else None
         for cell in stack_cells(off, size):
-            self._decided((idx, cell), value)
+            always = after is None or cell in after or ANY_SLOT in after
+            self._decided((idx, cell), *((value,) if always else ()))
 
     def _stack_write_var_off(self, st: State, fr: Frame, lo: int, hi: int, value: Reg, idx: int) -> list[int]:
         """check_stack_write_var_off(): the bytes fp+lo..fp+hi may be written, so what they held
@@ -883,7 +895,7 @@ class Interpreter:
                 continue
             if zero and isinstance(old, Reg) and old.type == SCALAR and old.is_const and old.const == 0:
                 kept.append(s)      # a spilled zero stays one, as long as the value is zero
-                fr.stack[s] = old.with_dep(derived(old, value))
+                fr.stack[s] = old.with_dep(self._node(old, value))
                 continue
             if isinstance(old, Reg) and (old.type in (ITER, DYNPTR) or old.ref_obj_id):
                 continue    # objects with a lifetime of their own are checked where they are used
@@ -896,7 +908,7 @@ class Interpreter:
                               for k, b in enumerate(old.known))
                 if zero and any(old.known[k] == 0 for k in range(first, last + 1)):
                     kept.append(s)
-                fr.stack[s] = MISC if all(b is None for b in known) else KnownBytes(known, derived(old, value))
+                fr.stack[s] = MISC if all(b is None for b in known) else KnownBytes(known, self._node(old, value))
             else:
                 fr.stack[s] = MISC
         return kept
@@ -1086,7 +1098,7 @@ class Interpreter:
         elif isinstance(meaning, KconfigRef):
             regs[insn.dst] = Reg(MEM, type_name=KCONFIG_PREFIX + meaning.name, mem_size=meaning.size)
         else:
-            regs[insn.dst] = scalar_const(insn.imm64).with_dep(Dep())
+            regs[insn.dst] = scalar_const(insn.imm64).with_dep(self._node())
 
     # -- control flow
     def _jump(self, insn: Insn, st: State) -> int | None:
@@ -1495,7 +1507,7 @@ class Interpreter:
         for r in CALLER_SAVED:
             regs[r] = UNINIT
         # a call's number comes from nothing the program holds: a new value (precision.py)
-        regs[0] = r0.with_dep(Dep()) if r0.type == SCALAR and r0.dep is None else r0
+        regs[0] = r0.with_dep(self._node()) if r0.type == SCALAR and r0.dep is None else r0
 
     def _acq_rel(self, reg: Reg, st: State | None) -> dict[str, int]:
         """Related instruction: where the reference/maybe-NULL value was created."""

@@ -8,10 +8,12 @@ from it in all the others. So does the walk here, with a small dependency graph 
 kernel's backtracking over instruction histories:
 
 - each tracked scalar carries a `Dep` node naming the nodes it was computed from (an ALU result
-  depends on its operands; a copy, a spill and its fill, a refined range are the same node), and
-  so do the known bytes narrow stores leave in a stack slot;
-- a decision marks the nodes of the values it read, and everything they came from, as needed by
-  the explored states made before it (those after it that hold the same value do not need it);
+  depends on its operands, a copy, a spill or a fill on what it copies; a refined range is the
+  same node), and so do the known bytes narrow stores leave in a stack slot;
+- a decision marks the nodes of the values it read as needed by the explored states made before
+  it, and what each was computed from as needed by those made before that value was (a later
+  state holds the value itself, or a copy: the kernel's backtracking follows registers the same
+  way);
 - a state whose exploration is complete (`Explored.branches == 0`) then needs exactly its marked
   scalars precise, and a prune against it passes its marks on to the pruned path's values, as
   propagate_precision() does.
@@ -27,20 +29,21 @@ from .domain import Reg
 
 
 class Dep:
-    """A scalar value's place in the precision graph. `needed_before`: the explored states made
-    before this count (`Explored.seq`) needed the value; a decision needs a value only in the
-    states before it on its path, not in those it holds the same value in later."""
-    __slots__ = ("parents", "needed_before")
+    """A scalar value's place in the precision graph: made when `born` explored states existed;
+    `needed_before`: the explored states made before this count needed the value."""
+    __slots__ = ("parents", "born", "needed_before")
 
-    def __init__(self, parents: tuple = ()):
+    def __init__(self, parents: tuple = (), born: int = 0):
         self.parents = parents
+        self.born = born
         self.needed_before = 0
 
 
-def derived(*values) -> Dep:
-    """The node of a value computed from `values` (registers or known stack bytes; untracked
-    ones have nothing to pass on: they are compared exactly wherever they are)."""
-    return Dep(tuple(d for v in values if (d := getattr(v, "dep", None)) is not None))
+def derived(born: int, *values) -> Dep:
+    """The node of a value computed, when `born` explored states existed, from `values`
+    (registers or known stack bytes; untracked ones have nothing to pass on: they are compared
+    exactly wherever they are)."""
+    return Dep(tuple(d for v in values if (d := getattr(v, "dep", None)) is not None), born)
 
 
 def needed(value, seq: int) -> bool:
@@ -49,20 +52,23 @@ def needed(value, seq: int) -> bool:
 
 
 def mark(values, now: int) -> bool:
-    """A decision, made after `now` explored states, read these values: they, and all they were
-    computed from, are precise in the states before it. False if the graph was too deep to walk
-    (the caller must then stop trusting it)."""
-    work = [d for v in values if (d := getattr(v, "dep", None)) is not None and d.needed_before < now]
+    """A decision, made after `now` explored states, read these values: they are precise in the
+    explored states before it, and what each was computed from in those made before it was (an
+    explored state made later holds the value itself: mark_chain_precision() follows registers
+    back along the path the same way). False if the graph was too deep to walk (the caller must
+    then stop trusting it)."""
+    work = [(d, now) for v in values if (d := getattr(v, "dep", None)) is not None and d.needed_before < now]
     budget = MAX_WALK
     while work:
-        d = work.pop()
-        if d.needed_before >= now:
+        d, stamp = work.pop()
+        if d.needed_before >= stamp:
             continue
         budget -= 1
         if budget < 0:
             return False
-        d.needed_before = now
-        work.extend(p for p in d.parents if p.needed_before < now)
+        d.needed_before = stamp
+        upto = min(stamp, d.born)
+        work.extend((p, upto) for p in d.parents if p.needed_before < upto)
     return True
 
 
