@@ -486,22 +486,23 @@ class Interpreter:
         if not values_subsume(old, st, self.relevance.at(idx), self.relevance):
             return False
         if self.strict is self.relevance or values_subsume(old, st, self.strict.at(idx), self.strict):
-            self._needs_all(idx, st, old)
+            self._needs_all(idx, st, ex)
             return True
         # the match needs a scalar imprecise that only a branch that went both ways compared
         if self.newly_decided and (not self.count_decided() or
                                    not values_subsume(old, st, self.relevance.at(idx), self.relevance)):
             return False
         self.imprecise_prunes.append((idx, old, st))
-        self._needs_all(idx, st, old)
+        self._needs_all(idx, st, ex)
         return True
 
-    def _needs_all(self, idx: int, st: State, old: State) -> None:
-        """A prune against `old`, whose paths are not all walked, with the static analysis's
+    def _needs_all(self, idx: int, st: State, ex: Explored) -> None:
+        """A prune against `ex`, whose paths are not all walked, with the static analysis's
         precision: which of this path's values the rest of the walk needs is not known yet, so
-        all it may need are marked (but those `old` holds too: its paths will mark them)."""
+        all it may need are marked (of those `ex` holds too, the ones its paths needed so far;
+        the marks they make later reach this path's explored states by themselves)."""
         if self.base is not None:
-            self._mark(precise_values(st, self.strict.at(idx), self.strict, old))
+            self._mark(precise_values(st, self.strict.at(idx), self.strict, ex.state, ex.seq))
 
     def _node(self, *values) -> precision.Dep:
         """The precision node of a value made now from `values` (none: from nothing the state holds)."""

@@ -97,12 +97,12 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
     return True
 
 
-def precise_values(st: State, here: tuple, rel: Relevance, old: State):
+def precise_values(st: State, here: tuple, rel: Relevance, old: State, seq: int):
     """The tracked values of `st` that may decide something after the instruction `here` is of
-    (`rel`) and that are not `old`'s own: what a prune of `st` against `old`, a state whose
-    exploration is still going on, must mark, not knowing which of them that exploration will
-    need. A value both hold (the same precision node) needs nothing: the marks `old`'s paths
-    make on it reach `st`'s explored states too."""
+    (`rel`): what a prune of `st` against `old` (explored state number `seq`), whose exploration
+    is still going on, must mark, not knowing which of them that exploration will need. A value
+    both hold (the same precision node) needs only the marks `old`'s paths made on it so far:
+    those they make from now on reach `st`'s explored states by themselves."""
     depth = len(st.frames) - 1
     for d in range(depth, -1, -1):
         fr, fo = st.frames[d], old.frames[d]
@@ -112,12 +112,14 @@ def precise_values(st: State, here: tuple, rel: Relevance, old: State):
             live, precise, _slots = rel.at_call(st.frames[d + 1].callsite)[:3]
             live = [r for r in live if r in CALLEE_SAVED]
         for r in live:
-            if r in precise and fr.regs[r].dep is not None and fr.regs[r].dep is not fo.regs[r].dep:
+            dep = fr.regs[r].dep
+            if r in precise and dep is not None and (dep is not fo.regs[r].dep or dep.needed_before > seq):
                 yield fr.regs[r]
         every = ANY_SLOT in precise
         for slot, v in fr.stack.items():
             dep = getattr(v, "dep", None)
-            if dep is not None and (every or slot in precise) and dep is not getattr(fo.stack.get(slot), "dep", None):
+            if dep is not None and (every or slot in precise) and (
+                    dep is not getattr(fo.stack.get(slot), "dep", None) or dep.needed_before > seq):
                 yield v
 
 
