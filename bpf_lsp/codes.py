@@ -716,6 +716,15 @@ _CODES += [
          "Some map types are reached only through their own helpers (check_map_func_compatibility).",
          "bpf_map_lookup_elem(&task_storage_map, &key);",
          "Use the map type's helpers (bpf_task_storage_get, bpf_ringbuf_reserve, ...)."),
+    Code("stack-out-of-bounds", "error",
+         "invalid {direction} stack R{reg} off={off} size={size}",
+         "{call} {verb} {size} bytes at fp{off}, past the stack frame (fp-512 up to fp)",
+         "A helper is given stack memory and a size that together run past the program's stack frame.",
+         "A helper reads or writes as many bytes as its size argument says, starting at the pointer; on the "
+         "stack they must lie between fp-512 and fp (check_stack_access_within_bounds). A buffer at the top "
+         "of the frame has only its own size above it.",
+         "char buf[16];\nbpf_probe_read_kernel(buf, 64, src);   /* 64 bytes into 16 */",
+         "Pass the buffer's size (`sizeof(buf)`), or make the buffer as large as the size."),
     Code("mem-out-of-bounds", "error",
          "invalid access to memory, mem_size={mem_size} off={off} size={size}",
          "this accesses {size} bytes at offset {off} of memory that is {mem_size} bytes long",
@@ -807,6 +816,7 @@ DYNPTR_ARG = "dynptr-arg"
 STACK_OBJECT_ACCESS = "stack-object-access"
 ITER_UNINIT = "iter-uninit"
 MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
+STACK_OUT_OF_BOUNDS = "stack-out-of-bounds"
 MAP_FUNC_MISMATCH = "map-func-mismatch"
 INVALID_SOCK_ACCESS = "invalid-sock-access"
 EXCEPTION_CALLBACK = "exception-callback"

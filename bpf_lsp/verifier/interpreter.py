@@ -38,6 +38,7 @@ from . import precision
 from .precision import derived
 
 MAX_FRAMES = 8
+MAX_STACK = 512             # bytes of stack a frame has (MAX_BPF_STACK)
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
@@ -1318,7 +1319,7 @@ class Interpreter:
                 raise StopPath
         if isinstance(meaning, HelperRef):
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
-            self._helper_memory(insn, st, K.helper_mem_args(meaning.id))
+            self._helper_memory(insn, st, K.helper_mem_args(meaning.id), meaning.name)
             for i in K.helper_map_args(meaning.id):
                 m = st.cur.regs[i + 1].map if st.cur.regs[i + 1].type == MAP_PTR else None
                 allowed = K.MAP_TYPE_FUNCS.get(m.map_type) if m is not None else None
@@ -1344,7 +1345,7 @@ class Interpreter:
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if name in dynptr.SLICE_BUFFER_ARGS:
             # the optional buffer is memory of the constant size the kfunc reads (__szk)
-            self._helper_memory(insn, st, dynptr.SLICE_BUFFER_ARGS[name])
+            self._helper_memory(insn, st, dynptr.SLICE_BUFFER_ARGS[name], name)
             size = st.cur.regs[4]
             # a value user space sets before loading (a `const volatile`) is a constant to the kernel
             if size.type == SCALAR and not size.is_const and not size.load_time:
@@ -1377,8 +1378,9 @@ class Interpreter:
             if rec.valid and any(k.off <= reg.off < k.off + 8 for k in rec.kptrs.values()):
                 self._fail(finding(C.KPTR_INDIRECT, insn.idx, reg=r))
 
-    def _helper_memory(self, insn: Insn, st: State, mem_args) -> None:
-        """A helper's (or slice kfunc's) memory arguments: stack memory may not cover a dynptr's or
+    def _helper_memory(self, insn: Insn, st: State, mem_args, func: str) -> None:
+        """A helper's (or slice kfunc's) memory arguments: stack memory lies inside the frame, for as
+        many bytes as the size says (check_stack_access_within_bounds), and may not cover a dynptr's or
         iterator's slots (check_stack_range_initialized: only plain bytes and spilled registers may
         be read); a trusted kernel object is read within its field only (_btf_mem_arg)."""
         regs = st.cur.regs
@@ -1396,8 +1398,13 @@ class Interpreter:
             else:
                 m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
                 size = (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
-            if size <= 0 or size > 512:
+            if size <= 0:
                 continue
+            if reg.off < -MAX_STACK or reg.off + size > 0:
+                # check_stack_access_within_bounds(): the helper's bytes run past the frame
+                self._fail(finding(C.STACK_OUT_OF_BOUNDS, insn.idx, reg=a.index + 1, off=reg.off, size=size,
+                                   func=func, direction="write to" if a.raw else "read from",
+                                   verb="writes" if a.raw else "reads"))
             fr = self._stack_frame(st, reg)
             for off in range(reg.off, reg.off + size):
                 v = fr.stack.get(off // 8)
