@@ -725,6 +725,15 @@ _CODES += [
          "of the frame has only its own size above it.",
          "char buf[16];\nbpf_probe_read_kernel(buf, 64, src);   /* 64 bytes into 16 */",
          "Pass the buffer's size (`sizeof(buf)`), or make the buffer as large as the size."),
+    Code("map-value-out-of-bounds", "error",
+         "invalid access to map value, value_size={value_size} off={off} size={size}",
+         "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
+         "A load, a store or a helper's memory argument reaches outside a map value (an index past the end of "
+         "an array in the value, a negative offset, a size larger than what is left).",
+         "Every access through a map value pointer must lie inside the value, whose size the map's BTF "
+         "gives (check_map_access).",
+         "__u64 *v = bpf_map_lookup_elem(&one_u64_map, &key);\nif (v)\n\tv[1] = 0;   /* value_size=8 off=8 */",
+         "Index inside the value (check the index against its array size), or declare a larger value type."),
     Code("mem-out-of-bounds", "error",
          "invalid access to memory, mem_size={mem_size} off={off} size={size}",
          "this accesses {size} bytes at offset {off} of memory that is {mem_size} bytes long",
@@ -817,6 +826,7 @@ STACK_OBJECT_ACCESS = "stack-object-access"
 ITER_UNINIT = "iter-uninit"
 MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
 STACK_OUT_OF_BOUNDS = "stack-out-of-bounds"
+MAP_VALUE_OUT_OF_BOUNDS = "map-value-out-of-bounds"
 MAP_FUNC_MISMATCH = "map-func-mismatch"
 INVALID_SOCK_ACCESS = "invalid-sock-access"
 EXCEPTION_CALLBACK = "exception-callback"

@@ -181,3 +181,42 @@ def test_a_kconfig_extern_declared_in_an_included_header_is_a_constant(analyzer,
     analysis = analyze_text(analyzer, tmp_path / "gate.bpf.c", src)   # an edit: the preamble is precompiled now
     (prog,) = analysis.programs
     assert (prog.verdict, [d.code for d in prog.diagnostics]) == ("accept", [])
+
+
+def test_map_values_whose_size_user_space_may_change_are_not_bounds_checked(analyzer, tmp_path):
+    # a value declared as a pointer is a placeholder for a map user space hands over
+    # (bpf_map__reuse_fd(), as scxtop does with scx_layered's task storage); global data may be
+    # resized before loading. A map declared with its real value type is checked.
+    src = HEADER + textwrap.dedent("""
+        struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, int);
+                 __type(value, void *); } reused SEC(".maps");
+        struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, int);
+                 __type(value, __u64); } declared SEC(".maps");
+        __u32 counters[2];
+
+        SEC("tc")
+        int placeholder(struct __sk_buff *skb)
+        {
+            int key = 0;
+            __u32 *v = bpf_map_lookup_elem(&reused, &key);
+            return v ? v[2] : 0;
+        }
+
+        SEC("tc")
+        int real_type(struct __sk_buff *skb)
+        {
+            int key = 0;
+            __u32 *v = bpf_map_lookup_elem(&declared, &key);
+            return v ? v[2] : 0;
+        }
+
+        SEC("tc")
+        int global_data(struct __sk_buff *skb)
+        {
+            return ((volatile __u32 *)counters)[1];
+        }
+        """)
+    got = verdicts(analyze_text(analyzer, tmp_path / "value_sizes.bpf.c", src))
+    assert got["placeholder"] == ("accept", [])
+    assert got["global_data"] == ("accept", [])
+    assert got["real_type"][0] == "reject" and ("map-value-out-of-bounds", "error") in got["real_type"][1]

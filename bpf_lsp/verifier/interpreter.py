@@ -13,7 +13,7 @@ from functools import cached_property
 from dataclasses import dataclass, field, replace
 
 from ..frontend import isa
-from ..frontend.btf import BtfError
+from ..frontend.btf import BtfError, Kind
 from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import (DataRef, FuncAddrRef, HelperRef, KconfigRef, KfuncRef, KsymRef, MapRef,
                                 Program, SubprogRef)
@@ -745,6 +745,7 @@ class Interpreter:
         elif base.type == CTX:
             value = self._ctx_load(off, size, st, insn)
         elif base.type == MAP_VALUE and not base.var_off:
+            self._map_value_bounds(insn, base, off, size)
             self._special_field_access(insn, base, off, size)
             value = self._map_value_load(st, base, off, size, insn)
         elif base.type == MAP_VALUE:
@@ -789,6 +790,7 @@ class Interpreter:
         elif base.type == MAP_VALUE and base.var_off:
             self._var_off_map_access(insn, base, insn.size)
         elif base.type == MAP_VALUE and not base.var_off:
+            self._map_value_bounds(insn, base, off, insn.size)
             self._special_field_access(insn, base, off, insn.size)
             rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
             if rec is not None and rec.valid:
@@ -806,6 +808,8 @@ class Interpreter:
         base = self._mem_base(insn, st, insn.dst, write=True) if st.cur.regs[insn.dst].type != ANYTHING else None
         if base is not None and base.type == STACK:
             self._stack_write(st, base, base.off + insn.off, insn.size, UNKNOWN, insn.idx)
+        elif base is not None and base.type == MAP_VALUE and not base.var_off:
+            self._map_value_bounds(insn, base, base.off + insn.off, insn.size)
         if insn.imm == isa.ATOMIC_CMPXCHG:
             st.cur.regs[0] = UNKNOWN
         elif insn.imm & isa.FETCH or insn.imm == isa.LOAD_ACQ:
@@ -816,6 +820,28 @@ class Interpreter:
         dynptr slice, a global function's pointer argument) is accessed inside it only."""
         if base.type == MEM and base.mem_size and not base.var_off and (off < 0 or off + size > base.mem_size):
             self._fail(finding(C.MEM_OUT_OF_BOUNDS, insn.idx, mem_size=base.mem_size, off=off, size=size))
+
+    def _map_value_bounds(self, insn: Insn, base: Reg, off: int, size: int) -> None:
+        """check_map_access(): an access through a map value pointer lies inside the value.
+
+        Only where the size the kernel will see is the one declared: not an inner map's value
+        (its layout is not modelled), not global data (user space may resize a section before
+        loading, as scx's resizable arrays do), not a map whose value is declared as a pointer (a
+        placeholder for a map user space hands over with bpf_map__reuse_fd())."""
+        m = base.map
+        if m is None or m.kind != "map" or m.value_size <= 0 or self._placeholder_value(m):
+            return
+        if off < 0 or off + size > m.value_size:
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, value_size=m.value_size, off=off, size=size,
+                               map=m.name))
+
+    def _placeholder_value(self, m) -> bool:
+        if self.btf is None or not m.value_type_id:
+            return True     # no declared type to trust
+        try:
+            return self.btf[self.btf.resolve(m.value_type_id)].kind == Kind.PTR
+        except BtfError:
+            return True
 
     def _stack_frame(self, st: State, base: Reg) -> Frame:
         return st.frames[min(base.frameno, len(st.frames) - 1)]
@@ -1390,7 +1416,7 @@ class Interpreter:
                     and (reg.has(TRUSTED) or reg.ref_obj_id) and self.btf is not None:
                 self._btf_mem_arg(insn, st, a, reg)
                 continue
-            if reg.type != STACK or reg.var_off:
+            if reg.type not in (STACK, MAP_VALUE) or reg.var_off:
                 continue
             if a.source == "size":
                 n = regs[a.index + 2]
@@ -1399,6 +1425,9 @@ class Interpreter:
                 m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
                 size = (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
             if size <= 0:
+                continue
+            if reg.type == MAP_VALUE:
+                self._map_value_bounds(insn, reg, reg.off, size)
                 continue
             if reg.off < -MAX_STACK or reg.off + size > 0:
                 # check_stack_access_within_bounds(): the helper's bytes run past the frame
