@@ -829,13 +829,14 @@ class Interpreter:
         loading, as scx's resizable arrays do), not a map whose value is declared as a pointer (a
         placeholder for a map user space hands over with bpf_map__reuse_fd())."""
         m = base.map
-        if m is None or m.kind != "map" or m.value_size <= 0 or self._placeholder_value(m):
+        if m is None or m.kind != "map" or m.value_size <= 0 or self._size_set_at_load(m):
             return
         if off < 0 or off + size > m.value_size:
             self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, value_size=m.value_size, off=off, size=size,
                                map=m.name))
 
-    def _placeholder_value(self, m) -> bool:
+    def _size_set_at_load(self, m) -> bool:
+        """Whether the value's declared size may not be the one the kernel sees (see above)."""
         if self.btf is None or not m.value_type_id:
             return True     # no declared type to trust
         try:

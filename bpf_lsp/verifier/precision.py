@@ -18,14 +18,14 @@ kernel's backtracking over instruction histories:
   scalars precise, and a prune against it passes its marks on to the pruned path's values, as
   propagate_precision() does.
 
-A scalar without a node (a constant from memory, a helper's result) is *untracked* and compared
-as precise wherever the static analysis says it may be: the graph is an improvement, never a
-requirement. The one rule that keeps it sound: a value computed from a tracked value is tracked
-(or its source marked where the link is lost, as when a number is stored as bytes).
+A value made from nothing the state holds (a load from memory, a call's result, a constant) gets
+a node of its own. A scalar without one (the entry state's, a pointer's number, a zero slot) is
+*untracked* and compared as precise wherever the static analysis says it may be: the graph is an
+improvement, never a requirement. The one rule that keeps it sound: a value computed from a
+tracked value is tracked, or its source is marked where the link is lost (an unplaced store,
+whose cell the static analysis did not follow).
 """
 from __future__ import annotations
-
-from .domain import Reg
 
 
 class Dep:
