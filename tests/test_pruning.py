@@ -136,3 +136,49 @@ def test_without_the_walks_own_precision_the_loop_nest_runs_out(per_state_progra
     from bpf_lsp.verifier import verify_program
     result = verify_program(per_state_programs["find_empty"], budget=100_000, per_state=False)
     assert result.incomplete and result.visited >= 100_000
+
+
+def test_a_struct_ops_return_value_is_precise_only_where_the_kernel_checks_it(tmp_path):
+    # check_return_code(): of struct_ops members, only one returning a pointer (a qdisc's
+    # .dequeue: its skb or NULL) has its R0 checked, and marked precise; tcp_congestion_ops'
+    # u32 ssthresh is not, so two states differing only in what they will return are one
+    from bpf_lsp.verifier.liveness import Dataflow
+    tcp = _programs(FIXTURES / "structops__tcp_cc_ownership.bpf.c", tmp_path)["cc_undo_ok"]
+    qdisc_obj = clang_object(FIXTURES / "qdisc" / "design__fifo_ok.bpf.c", tmp_path,
+                             [f"-I{FIXTURES / 'include'}", f"-I{FIXTURES / 'qdisc' / 'include'}"])
+    from bpf_lsp.frontend.objfile import load_object
+    dequeue = next(p for p in load_object(qdisc_obj.read_bytes(), str(qdisc_obj)).programs if p.name == "fifo_dequeue")
+    for prog, precise in ((tcp, False), (dequeue, True)):
+        sets = Dataflow(prog).precise(frozenset())
+        exits = [i.idx for i in prog.insns if i.is_exit]
+        assert exits, prog.name
+        assert all((0 in sets.get(idx, ())) == precise for idx in exits), (prog.name, precise)
+
+
+def test_where_the_last_comparison_failed_is_checked_first_without_changing_any_answer():
+    # a loop's states at a prune point differ where the last one did (its counter): the
+    # comparison looks there first, and remembers where it fails; a stale place changes nothing
+    from bpf_lsp.verifier.domain import MISC, UNINIT, Frame, State, scalar_const, scalar_range
+    from bpf_lsp.verifier.liveness import EXACT
+    from bpf_lsp.verifier.pruning import values_subsume
+
+    def state(counter, other, slot):
+        regs = [UNINIT] * 11
+        regs[6], regs[7] = counter, other
+        return State([Frame(regs, {-1: slot})])
+    old = state(scalar_const(1), scalar_range(0, 9), scalar_const(5))
+    here = EXACT.at(0)
+    witness = [None]
+    assert not values_subsume(old, state(scalar_const(2), scalar_range(0, 9), scalar_const(5)), here, EXACT,
+                              witness=witness)
+    assert witness == [(0, True, 6)]
+    # the remembered register differs again: the same answer
+    assert not values_subsume(old, state(scalar_const(3), scalar_range(0, 9), scalar_const(5)), here, EXACT,
+                              witness=witness)
+    # now only the slot differs: found there, and remembered
+    assert not values_subsume(old, state(scalar_const(1), scalar_range(0, 9), MISC), here, EXACT, witness=witness)
+    assert witness == [(0, False, -1)]
+    # a covered state passes whatever is remembered
+    for stale in ([(0, True, 6)], [(0, False, -1)], [(0, True, 7)], [None]):
+        assert values_subsume(old, state(scalar_const(1), scalar_range(2, 3), scalar_const(5)), here, EXACT,
+                              witness=stale)

@@ -120,6 +120,7 @@ class Explored:
     branches: int = 1
     hits: int = 0
     misses: int = 0
+    witness: list = field(default_factory=lambda: [None])   # where the last comparison failed (pruning)
 
     @property
     def stale(self) -> bool:
@@ -479,12 +480,12 @@ class Interpreter:
         if self.base is not None and not ex.branches:
             marks: list[Reg] = []
             if values_subsume(old, st, self.strict.at(idx), self.strict, self.base, self.base.at(idx), marks,
-                              ex.seq):
+                              ex.seq, ex.witness):
                 # propagate_precision(): what `old`'s paths needed, this path's values fed too
                 self._mark(marks)
                 return True
             return False
-        if not values_subsume(old, st, self.relevance.at(idx), self.relevance):
+        if not values_subsume(old, st, self.relevance.at(idx), self.relevance, witness=ex.witness):
             return False
         if self.strict is self.relevance or values_subsume(old, st, self.strict.at(idx), self.strict):
             self._needs_all(idx, st, ex)

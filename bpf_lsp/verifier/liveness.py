@@ -19,6 +19,7 @@ from ..frontend.helpers_table import HELPER_IDS
 from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program, SubprogRef
 from . import kfuncs as K
+from . import struct_ops as SO
 from .dynptr import SLICE_BUFFER_ARGS
 
 ALL = frozenset(range(10))
@@ -563,14 +564,17 @@ class Dataflow:
         a static function's when a caller needs it after the call (the kernel's marks cross
         back from the callee); a callback's always (its range is checked); a global function's
         never (its callers get a number); the program's only where the value is checked (a
-        struct_ops member that must return a referenced pointer or NULL)."""
+        struct_ops member that must return a referenced pointer or NULL; the kernel checks no
+        other member's value, so it marks nothing there)."""
         prog = self.prog
+        so = prog.struct_ops
+        rules = SO.MEMBERS.get((so.type_name, so.member)) if so is not None else None
         callbacks = {m.target for m in prog.meanings.values() if isinstance(m, FuncAddrRef)}
         main = prog.functions[0].start
         self.exit_demand: dict[int, object] = {}
         for fn in prog.functions:
             if fn.start == main:
-                demand = ALWAYS_NEEDED if prog.prog_type == "struct_ops" else NEVER_NEEDED
+                demand = ALWAYS_NEEDED if rules is not None and rules.returns else NEVER_NEEDED
             elif fn.start in callbacks or fn.start not in self.callsites:
                 demand = ALWAYS_NEEDED
             elif fn.is_global:

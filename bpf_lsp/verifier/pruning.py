@@ -30,7 +30,8 @@ def subsumes(old: State, cur: State, idx: int, rel: Relevance) -> bool:
 
 
 def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Relevance | None = None,
-                   base_here: tuple = (), marks: list | None = None, seq: int = 0) -> bool:
+                   base_here: tuple = (), marks: list | None = None, seq: int = 0,
+                   witness: list | None = None) -> bool:
     """`subsumes` for two states of the same shape; `here` is `rel.at(idx)`.
 
     With `base` (precision counting no decided event; `base_here` is `base.at(idx)`), `old` is a
@@ -38,35 +39,34 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
     but not in `base` is compared only if the walk found it needed on a path from `old`
     (precision.needed), and the current state's values so compared go to `marks`, to be marked
     if the prune is made.
+
+    `witness` (a one-item list kept with `old`) holds where the last comparison against `old`
+    failed. It is checked first, for in a loop the states reaching `old` differ where the last
+    one did (the counter), and it is set to where this comparison fails. The answer is the
+    same with or without it.
     """
     if old.assumed and not cur.assumed:
         # a path explored under a load-time assumption reported its errors as warnings: it cannot
         # stand in for one without that assumption
         return False
-    idmap: dict[tuple[str, int], int] = {}
     depth = len(old.frames) - 1
+    if witness is not None and witness[0] is not None and \
+            _differs_at(old, cur, witness[0], depth, here, rel, base, base_here, seq):
+        return False
+    idmap: dict[tuple[str, int], int] = {}
     for d in range(depth, -1, -1):
         fo, fc = old.frames[d], cur.frames[d]
         if fo.callsite != fc.callsite or fo.callback != fc.callback:
             return False
-        if d == depth:
-            live, precise, slots = here
-            sure = base_here[1] if base is not None else precise
-        else:
-            live, precise, slots = rel.at_call(old.frames[d + 1].callsite)[:3]
-            sure = base.at_call(old.frames[d + 1].callsite)[1] if base is not None else precise
-            live = [r for r in live if r in CALLEE_SAVED]    # a caller's r0-r5 are overwritten when the call returns
+        live, precise, slots, sure = _frame_sets(old, d, depth, here, rel, base, base_here)
         oregs, cregs = fo.regs, fc.regs
         for r in live:
             o, c = oregs[r], cregs[r]
             if o is c and not o.id and not o.ref_obj_id:
                 continue     # the very value both paths inherited (ids must still map consistently)
-            exact = r in precise
-            if exact and r not in sure and o.type == SCALAR:
-                exact = needed(o, seq)
-                if exact and marks is not None:
-                    marks.append(c)
-            if not _reg_subsumes(o, c, idmap, exact):
+            if _reg_differs(o, c, r in precise, r in sure, idmap, marks, seq):
+                if witness is not None:
+                    witness[0] = (d, True, r)
                 return False
         every, every_precise, every_sure = ANY_SLOT in slots, ANY_SLOT in precise, ANY_SLOT in sure
         cstack = fc.stack
@@ -74,27 +74,98 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
             cv = cstack.get(slot)
             if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
                 continue
-            if not every and slot not in slots and _plain(ov) and _plain(cv):
-                continue     # nobody reads this slot again before writing it
-            if _data(ov) and _data(cv):
-                if not every_precise and slot not in precise:
-                    continue     # read again, but only into values that decide nothing
-                if base is not None and not every_sure and slot not in sure and isinstance(ov, (Reg, KnownBytes)):
-                    if not needed(ov, seq):
-                        continue     # no path from `old` needed it
-                    if marks is not None:
-                        marks.append(cv)
-            if isinstance(ov, Reg):
-                if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
-                    if not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
-                            and cv is not None):
-                        return False
-            elif ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes)):
+            if _slot_differs(ov, cv, every or slot in slots, every_precise or slot in precise,
+                             base is not None and not every_sure and slot not in sure, idmap, marks, seq):
+                if witness is not None:
+                    witness[0] = (d, False, slot)
                 return False
-        for slot, cv in fc.stack.items():
-            if slot not in fo.stack and isinstance(cv, Reg) and (cv.ref_obj_id or cv.has(NON_OWN)):
+        for slot, cv in cstack.items():
+            if slot not in fo.stack and _holds_object(cv):
+                if witness is not None:
+                    witness[0] = (d, False, slot)
                 return False
     return True
+
+
+def _frame_sets(old: State, d: int, depth: int, here: tuple, rel: Relevance, base: Relevance | None,
+                base_here: tuple) -> tuple:
+    """(live registers, precise ones and slots, live slots, those precise whatever the walk finds)
+    of frame `d`: the innermost's at the instruction, a caller's after its call returns."""
+    if d == depth:
+        live, precise, slots = here
+        return live, precise, slots, (base_here[1] if base is not None else precise)
+    callsite = old.frames[d + 1].callsite
+    live, precise, slots = rel.at_call(callsite)[:3]
+    sure = base.at_call(callsite)[1] if base is not None else precise
+    # a caller's r0-r5 are overwritten when the call returns
+    return [r for r in live if r in CALLEE_SAVED], precise, slots, sure
+
+
+def _reg_differs(o: Reg, c: Reg, precise: bool, sure: bool, idmap: dict, marks: list | None, seq: int) -> bool:
+    """A live register `old` holds as `o` fails to cover the current state's `c`."""
+    exact = precise
+    if exact and not sure and o.type == SCALAR:
+        exact = needed(o, seq)
+        if exact and marks is not None:
+            marks.append(c)
+    return not _reg_subsumes(o, c, idmap, exact)
+
+
+def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, marks: list | None,
+                  seq: int) -> bool:
+    """A stack slot `old` holds as `ov` fails to cover the current state's `cv`. `live`: it may be
+    read again; `precise`: into a value that may decide something; `walked`: only if the walk
+    found that value needed (precision.needed)."""
+    if not live and _plain(ov) and _plain(cv):
+        return False     # nobody reads this slot again before writing it
+    if _data(ov) and _data(cv):
+        if not precise:
+            return False     # read again, but only into values that decide nothing
+        if walked and isinstance(ov, (Reg, KnownBytes)):
+            if not needed(ov, seq):
+                return False     # no path from `old` needed it
+            if marks is not None:
+                marks.append(cv)
+    if isinstance(ov, Reg):
+        if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
+            return not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
+                        and cv is not None)
+        return False
+    return ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes))
+
+
+def _holds_object(v) -> bool:
+    """A slot value that holds a reference or a non-owning pointer: a state without it cannot
+    stand in for one with it."""
+    return isinstance(v, Reg) and bool(v.ref_obj_id or v.has(NON_OWN))
+
+
+def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, rel: Relevance,
+                base: Relevance | None, base_here: tuple, seq: int) -> bool:
+    """`values_subsume`'s check of one register or slot (`where`: frame, is a register, which),
+    alone: ids map afresh, which can only make it pass where the whole check would fail, and it
+    marks nothing."""
+    d, is_reg, key = where
+    if d > depth:
+        return False
+    fo, fc = old.frames[d], cur.frames[d]
+    if fo.callsite != fc.callsite or fo.callback != fc.callback:
+        return True
+    live, precise, slots, sure = _frame_sets(old, d, depth, here, rel, base, base_here)
+    if is_reg:
+        if key not in live:
+            return False
+        o, c = fo.regs[key], fc.regs[key]
+        return not (o is c and not o.id and not o.ref_obj_id) and \
+            _reg_differs(o, c, key in precise, key in sure, {}, None, seq)
+    ov, cv = fo.stack.get(key), fc.stack.get(key)
+    if ov is None:
+        return _holds_object(cv)
+    if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
+        return False
+    every_sure = ANY_SLOT in sure
+    return _slot_differs(ov, cv, ANY_SLOT in slots or key in slots, ANY_SLOT in precise or key in precise,
+                         base is not None and not every_sure and key not in sure, {}, None, seq)
 
 
 def precise_values(st: State, here: tuple, rel: Relevance, old: State, seq: int):
