@@ -725,6 +725,20 @@ _CODES += [
          "of the frame has only its own size above it.",
          "char buf[16];\nbpf_probe_read_kernel(buf, 64, src);   /* 64 bytes into 16 */",
          "Pass the buffer's size (`sizeof(buf)`), or make the buffer as large as the size."),
+    Code("size-out-of-range", "error",
+         "R{reg} unbounded memory access, use 'var &= const' or 'if (var < const)'",
+         "the size passed to {call} {problem}",
+         "A helper's size argument is a variable whose range the verifier refuses: it has no upper bound, "
+         "it may be negative, or it may be 0 where the helper needs at least one byte.",
+         "The kernel checks a size that is not a constant by its range (check_mem_size_reg): its smallest "
+         "value must not be negative, nor 0 unless the helper takes an empty buffer; its largest must be "
+         "below 512 MiB, and the memory must hold that many bytes. A comparison or a mask before the call "
+         "gives it such a range; a value stored and read back keeps it.",
+         "__u32 len = bpf_get_prandom_u32();\nbpf_probe_read_kernel(buf, len, src);   /* len has no bound */",
+         "Bound it before the call (`if (len > sizeof(buf)) return 0;` or `len &= sizeof(buf) - 1;`); use an "
+         "unsigned type, or check `len > 0` where 0 is refused.",
+         variants=(("negative", "R{reg} min value is negative, either use unsigned or 'var &= const'"),
+                   ("zero", "R{reg} invalid zero-sized read: u64=[{umin},{umax}]"))),
     Code("map-value-out-of-bounds", "error",
          "invalid access to map value, value_size={value_size} off={off} size={size}",
          "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
@@ -827,6 +841,7 @@ ITER_UNINIT = "iter-uninit"
 MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
 STACK_OUT_OF_BOUNDS = "stack-out-of-bounds"
 MAP_VALUE_OUT_OF_BOUNDS = "map-value-out-of-bounds"
+SIZE_OUT_OF_RANGE = "size-out-of-range"
 MAP_FUNC_MISMATCH = "map-func-mismatch"
 INVALID_SOCK_ACCESS = "invalid-sock-access"
 EXCEPTION_CALLBACK = "exception-callback"
@@ -840,6 +855,11 @@ SIZE_NOT_CONSTANT = "size-not-constant"
 
 # the `{problem}` of a code's message, per variant of the finding (formatted with its args)
 PROBLEMS = {
+    SIZE_OUT_OF_RANGE: {
+        "": "has no upper bound here (it may be as large as {umax})",
+        "negative": "may be negative here (as low as {smin})",
+        "zero": "may be 0 here (it is between {umin} and {umax}), and {call} needs at least one byte",
+    },
     EXCEPTION_CALLBACK: {
         "multiple": "is named more than once: a program has at most one __exception_cb",
         "missing": "'{func}' is not a function of this object",

@@ -29,9 +29,9 @@ def var_off_programs(tmp_path_factory):
 
 
 def _decidable(flow) -> list:
-    """What a walk may find decided: branches, register additions, and the cells unplaced stores
-    put their value in."""
-    found = sorted(flow.compares) + sorted(flow.pointer_adds)
+    """What a walk may find decided: branches, register additions, array lookups' constant keys,
+    and the cells unplaced stores put their value in."""
+    found = sorted(flow.compares) + sorted(flow.pointer_adds) + sorted(flow.key_lookups)
     return found + [(idx, cell) for idx in sorted(flow.unplaced_stores) for cell in (-4, -3, -2, -1)]
 
 

@@ -795,7 +795,11 @@ class CallChecker:
         if key.type != STACK or key.var_off or m.key_size not in (1, 2, 4, 8):
             return False
         value = self.it._stack_read(self.st, key, key.off, m.key_size)
-        return value.is_const and 0 <= value.const < m.max_entries
+        if not value.is_const:
+            return False
+        # get_constant_map_key(): the constant decided that the value is there (Dataflow.key_lookups)
+        self.it._decided(self.insn.idx, value)
+        return 0 <= value.const < m.max_entries
 
     def finish(self, r0: Reg) -> None:
         self.it._clobber(self.st, r0)

@@ -240,10 +240,24 @@ class KnownBytes:
 NO_BYTES = KnownBytes((None,) * 8)
 
 
+@dataclass(frozen=True)
+class NarrowSpill:
+    """A slot whose first `size` bytes a narrow store of a number wrote (`*(u32 *)(r10 -8) = r1`):
+    the kernel keeps the register there (save_register_state()), so a load of at most `size`
+    bytes from the slot's start reads its bounds back. `rest`: the zeros the other bytes kept."""
+    reg: Reg
+    size: int
+    rest: KnownBytes = NO_BYTES
+
+    @property
+    def dep(self):
+        return self.reg.dep
+
+
 @dataclass
 class Frame:
     regs: list[Reg]
-    stack: dict[int, object]       # slot index (offset // 8, negative) -> Reg | MISC | ZERO_SLOT | KnownBytes
+    stack: dict[int, object]       # slot index (offset // 8, negative) -> Reg | MISC | ZERO_SLOT | KnownBytes | NarrowSpill
     callsite: int = -1             # instruction in the caller (-1 for the entry frame)
     func_start: int = 0
     callback: str = ""             # "" for ordinary calls; the API that called us otherwise

@@ -21,8 +21,8 @@ from .. import codes as C
 from . import kfuncs as K
 from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM,
                      MISC, NON_OWN, NOT_INIT, PACKET, PACKET_END, RCU, RDONLY, SCALAR, SOCKET, STACK, TRUSTED,
-                     UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, RefState, Reg, State, Tombstone,
-                     dead_pointer, scalar_const, scalar_range, to_signed)
+                     UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, NarrowSpill, RefState, Reg, State, Tombstone,
+                     S64_MAX, dead_pointer, scalar_const, scalar_range, scalar_signed, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import ANY_SLOT, FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
@@ -39,6 +39,8 @@ from .precision import derived
 
 MAX_FRAMES = 8
 MAX_STACK = 512             # bytes of stack a frame has (MAX_BPF_STACK)
+MAX_VAR_SIZE = 1 << 29      # a variable size must stay below it (BPF_MAX_VAR_SIZ)
+MAX_ERRNO = 4095
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
@@ -765,8 +767,13 @@ class Interpreter:
             known = self.env.kconfig.get(base.type_name[len(KCONFIG_PREFIX):])
             if known is not None:
                 value = scalar_const(known & ((1 << (8 * size)) - 1))
-        if insn.mode == isa.MODE_MEMSX or (size < 8 and value.type == SCALAR and not value.is_const):
-            narrowed = scalar_range(0, (1 << (8 * size)) - 1) if insn.mode != isa.MODE_MEMSX else UNKNOWN
+        # coerce_reg_to_size(): a narrow load keeps the bounds that fit its size (a sign-extending
+        # one, those that fit its positive half)
+        top = (1 << (8 * size)) - 1 if insn.mode != isa.MODE_MEMSX else (1 << (8 * size - 1)) - 1
+        fits = value.type == SCALAR and (value.is_const and insn.mode != isa.MODE_MEMSX or
+                                         0 <= value.smin and value.umax <= top)
+        if (insn.mode == isa.MODE_MEMSX or size < 8 and value.type == SCALAR) and not fits:
+            narrowed = scalar_range(0, top) if insn.mode != isa.MODE_MEMSX else UNKNOWN
             value = narrowed.with_dep(value.dep, value.load_time) if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
@@ -861,6 +868,16 @@ class Interpreter:
             return slot
         if slot == ZERO_SLOT:
             return ZERO
+        spilled = slot.reg if isinstance(slot, NarrowSpill) else slot if isinstance(slot, Reg) and \
+            slot.type == SCALAR and not slot.is_const else None
+        if spilled is not None and off % 8 == 0 and size <= (slot.size if isinstance(slot, NarrowSpill) else 8):
+            # check_stack_read_fixed_off(): a narrow fill at the spill's start copies the register,
+            # cut to the load's size
+            top = (1 << (8 * size)) - 1
+            return spilled if 0 <= spilled.smin and spilled.umax <= top else scalar_range(0, top).with_dep(spilled.dep)
+        if isinstance(slot, NarrowSpill):
+            known = slot.rest.read(off % 8, size) if off % 8 >= slot.size else None
+            return UNKNOWN if known is None else scalar_const(known).with_dep(slot.dep)
         if isinstance(slot, Reg) and slot.type == SCALAR and slot.is_const and size < 8:
             return scalar_const((slot.const >> (8 * (off % 8))) & ((1 << (8 * size)) - 1)).with_dep(slot.dep)
         if isinstance(slot, KnownBytes):
@@ -891,6 +908,13 @@ class Interpreter:
             old = KnownBytes((0,) * 8) if old == ZERO_SLOT else NO_BYTES
         if off % 8 + size > 8:
             fr.stack[slot] = MISC
+            return
+        if off % 8 == 0 and value.type == SCALAR and value.tomb is None and not value.is_const:
+            # save_register_state(): a number stored at a slot's start stays a register there (the
+            # bytes after it keep only their zeros)
+            rest = KnownBytes(tuple(0 if i >= size and b == 0 else None for i, b in enumerate(old.known)))
+            fr.stack[slot] = NarrowSpill(value.with_dep(self._node(value)) if value.dep is not None else value,
+                                         size, rest)
             return
         # check_stack_write_fixed_off(): zeroes are known wherever they are stored (STACK_ZERO); another
         # constant only when stored at the start of the slot (an imprecise spilled register)
@@ -1379,7 +1403,13 @@ class Interpreter:
             if size.type == SCALAR and not size.is_const and not size.load_time:
                 self._fail(finding(C.SIZE_NOT_CONSTANT, insn.idx, reg=4, func=name))
         r1 = st.cur.regs[1]
+        bounded_by = K.RET_BOUNDED_BY_SIZE.get(meaning.id) if isinstance(meaning, HelperRef) else None
+        size = st.cur.regs[bounded_by + 1] if bounded_by is not None else None
         nxt = CallChecker(self, insn, st, sem).run()
+        if size is not None and _sized(size) and st.cur.regs[0].type == SCALAR:
+            # do_refine_retval_range(): a string or stack read returns at most the size it was given
+            # (or a negative error)
+            st.cur.regs[0] = scalar_signed(-MAX_ERRNO, min(size.umax, S64_MAX)).with_dep(st.cur.regs[0].dep)
         if isinstance(meaning, HelperRef) and name == "bpf_dynptr_from_mem" and \
                 r1.type not in (MAP_VALUE, ANYTHING, SCALAR):
             # check_helper_call(), after the arguments: a local dynptr's memory is a map value
@@ -1413,6 +1443,8 @@ class Interpreter:
         be read); a trusted kernel object is read within its field only (_btf_mem_arg)."""
         regs = st.cur.regs
         for a in mem_args:
+            if a.source == "size":
+                self._size_range(insn, a, regs[a.index + 2], func)
             reg = regs[a.index + 1]
             if reg.type == BTF_ID and not reg.var_off and not reg.has(ALLOC) and not reg.has(UNTRUSTED) \
                     and (reg.has(TRUSTED) or reg.ref_obj_id) and self.btf is not None:
@@ -1422,7 +1454,7 @@ class Interpreter:
                 continue
             if a.source == "size":
                 n = regs[a.index + 2]
-                size = n.const if n.type == SCALAR and n.is_const else 0
+                size = n.umax if _sized(n) else 0
             else:
                 m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
                 size = (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
@@ -1451,6 +1483,19 @@ class Interpreter:
                     self._fail(finding(C.STACK_OBJECT_ACCESS, insn.idx, variant="helper_read", reg=a.index + 1,
                                        off=reg.off, size=size,
                                        object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
+
+    def _size_range(self, insn: Insn, a, n: Reg, func: str) -> None:
+        """check_mem_size_reg(): a size that is no constant counts by its range, its largest value
+        being what the memory must hold. Only a number the model tracks: an unknown value, or
+        one user space sets at load time, says nothing."""
+        if not _sized(n):
+            return
+        reg = a.index + 2
+        variant = "negative" if n.smin < 0 else "zero" if n.umin == 0 and not a.zero_ok else \
+            "" if n.umax >= MAX_VAR_SIZE else None
+        if variant is not None:
+            self._fail(finding(C.SIZE_OUT_OF_RANGE, insn.idx, variant=variant, reg=reg, func=func,
+                               umin=n.umin, umax=n.umax, smin=n.smin))
 
     def _global_call_args(self, insn: Insn, st: State, fn) -> None:
         """btf_check_subprog_call: the caller's side of a global function's BTF-typed arguments."""
@@ -1585,6 +1630,11 @@ class Interpreter:
         if kind == "rbtree_less":
             cb.in_graph_callback = True
         self._push(target, cb)
+
+
+def _sized(n: Reg) -> bool:
+    """A size argument whose range the model knows as the kernel does."""
+    return n.type == SCALAR and n.tomb is None and not n.load_time
 
 
 def _summarised(reg: Reg) -> bool:

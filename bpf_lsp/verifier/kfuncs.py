@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 11
+SEMANTICS_VERSION = 12
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -536,6 +536,11 @@ def helper_memory_args(helper_id: int) -> tuple[int, ...]:
                  if any(k.split("|")[0] in _MEMORY_ARG_KINDS for k in kinds))
 
 
+# helpers whose result do_refine_retval_range() bounds by their size argument (its index):
+# probe_read_str, get_stack, probe_read_user_str, probe_read_kernel_str, get_task_stack
+RET_BOUNDED_BY_SIZE = {45: 1, 67: 2, 114: 1, 115: 1, 141: 2}
+
+
 @dataclass(frozen=True)
 class MemArg:
     """A helper argument through which it reads (or, `raw`, only writes) memory, and its size."""
@@ -544,6 +549,7 @@ class MemArg:
     raw: bool                # MEM_UNINIT: written, never read (check_stack_range_initialized raw_mode)
     map_arg: int = -1
     rdonly: bool = False     # MEM_RDONLY: the only kind a kernel object may be passed as
+    zero_ok: bool = True     # "size": ARG_CONST_SIZE_OR_ZERO (ARG_CONST_SIZE needs a byte at least)
 
 
 @lru_cache(maxsize=None)
@@ -566,7 +572,8 @@ def helper_mem_args(helper_id: int) -> tuple[MemArg, ...]:
             out.append(MemArg(i, "value", raw, map_arg, "MEM_RDONLY" in flags))
         elif base in ("ARG_PTR_TO_MEM", "ARG_PTR_TO_UNINIT_MEM") and i + 1 < len(args) and \
                 all(k.startswith("ARG_CONST_SIZE") for k in args[i + 1]):
-            out.append(MemArg(i, "size", raw, rdonly="MEM_RDONLY" in flags))
+            out.append(MemArg(i, "size", raw, rdonly="MEM_RDONLY" in flags,
+                              zero_ok=all(k.split("|")[0].endswith("_OR_ZERO") for k in args[i + 1])))
     return tuple(out)
 
 

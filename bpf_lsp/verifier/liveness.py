@@ -66,7 +66,8 @@ def precise_arguments(prog: Program, args: dict[int, frozenset]) -> dict[int, fr
     a helper's ARG_CONST_SIZE* size, a kfunc's `__k`/`__sz` constant; a number passed as
     ARG_ANYTHING, as a kfunc's plain integer or to a global function (btf_check_func_arg_match())
     decides nothing. Pointer arguments stay (they are compared as pointers anyway; a number where
-    a pointer goes is checked for NULL). Calls we know no prototype of keep all."""
+    a pointer goes is checked for NULL). A kfunc is read from the declaration the program calls it
+    by; calls with no prototype at all keep every argument."""
     btf = prog.obj.btf
     helpers = K.kernel_table()["helpers"]
     out = dict(args)
@@ -82,7 +83,9 @@ def precise_arguments(prog: Program, args: dict[int, frozenset]) -> dict[int, fr
             sem = K.known_kfunc(m.name)
             if sem is not None and sem.args:
                 loose = {i + 1 for i, a in enumerate(sem.args[:5]) if a.kind in (K.SCALAR, K.IGNORED)}
-            elif sem is not None:
+            else:
+                # the table's flags only, or a kfunc newer than it: the declaration the program
+                # links against names the parameters, as the kernel's BTF does
                 loose = _scalar_params(btf, m.name, by_name=True)
         elif isinstance(m, SubprogRef) and (fn := prog.function_at(m.target)) is not None and fn.is_global:
             loose = _scalar_params(btf, fn.name, by_name=False)
@@ -539,7 +542,12 @@ class Dataflow:
         # is not followed either)
         self.pointer_adds = frozenset(idx for idx, i in self.insns.items() if _maybe_pointer_add(i)
                                       and self.flow[idx][0])
-        self.decidable = frozenset(self.compares) | self.unplaced_stores | self.pointer_adds
+        # array lookups at a key on the stack: the kernel reads the key back and marks it only
+        # where it is a constant (get_constant_map_key(), to call the value never NULL)
+        self.key_lookups = frozenset(idx for idx, acc in self.access.items()
+                                     if acc is not None and acc.decides and self.insns[idx].is_helper_call
+                                     and self.insns[idx].imm == MAP_LOOKUP_ELEM)
+        self.decidable = frozenset(self.compares) | self.unplaced_stores | self.pointer_adds | self.key_lookups
         self.preds: dict[int, list[int]] = {}
         for idx, targets in self.succ.items():
             for t in targets:
@@ -675,7 +683,7 @@ class Dataflow:
 
         def transfer(idx: int, out: frozenset, sets: dict[int, frozenset]) -> frozenset:
             compared = undecided.get(idx)
-            if compared is not None:
+            if compared is not None and idx not in self.key_lookups:
                 if idx in self.unplaced_stores:
                     # only where the walk found it stored does the value count
                     hit = FOREIGN in compared or ANY_SLOT in out or bool(compared & out)
@@ -703,7 +711,8 @@ class Dataflow:
             needed = needed - acc.kills
             if stored_needed and acc.value is not None:
                 needed |= {acc.value}
-            if acc.decides and (idx not in self.callee or self._reads_foreign(self.callee[idx], sets)):
+            if acc.decides and idx not in undecided and (
+                    idx not in self.callee or self._reads_foreign(self.callee[idx], sets)):
                 needed |= acc.decides
             if stored_needed and insn.mode == isa.MODE_ATOMIC:
                 needed |= acc.reads
@@ -712,8 +721,8 @@ class Dataflow:
 
     def _undecided(self, decided: frozenset | None) -> dict:
         """The instructions whose precision waits on a walk (`decidable`) that `decided` lacks ->
-        what they read: the branches' registers, the register additions' registers, and for each
-        unplaced store the cells the walk found it storing to."""
+        what they read: the branches' registers, the register additions' registers, the keys of
+        array lookups, and for each unplaced store the cells the walk found it storing to."""
         if decided is None:
             return {}
         out = {idx: c for idx, c in self.compares.items() if idx not in decided}
@@ -723,6 +732,7 @@ class Dataflow:
                 stored[x[0]].add(x[1])
         out.update((idx, frozenset(cells)) for idx, cells in stored.items())
         out.update((idx, self.flow[idx][0]) for idx in self.pointer_adds if idx not in decided)
+        out.update((idx, self.access[idx].decides) for idx in self.key_lookups if idx not in decided)
         return out
 
     def precise(self, decided: frozenset | None = None) -> dict[int, frozenset]:

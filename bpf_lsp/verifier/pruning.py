@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .domain import ARENA, DYNPTR, ITER, MISC, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT, KnownBytes, Reg, State
+from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT,
+                     KnownBytes, NarrowSpill, Reg, State)
 from .liveness import ANY_SLOT, Relevance
 from .precision import needed
 
@@ -121,7 +122,7 @@ def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, 
     if _data(ov) and _data(cv):
         if not precise:
             return False     # read again, but only into values that decide nothing
-        if walked and isinstance(ov, (Reg, KnownBytes)):
+        if walked and isinstance(ov, (Reg, KnownBytes, NarrowSpill)):
             if not needed(ov, seq):
                 return False     # no path from `old` needed it
             if marks is not None:
@@ -131,6 +132,10 @@ def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, 
             return not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
                         and cv is not None)
         return False
+    if isinstance(ov, NarrowSpill):
+        # the same spill size (the bytes a fill reads back), a covering range, the zeros after it
+        return not (isinstance(cv, NarrowSpill) and cv.size == ov.size and _reg_subsumes(ov.reg, cv.reg, idmap)
+                    and (ov.rest == cv.rest or ov.rest == NO_BYTES))
     return ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes))
 
 
@@ -285,7 +290,7 @@ def _forgetting(widened: State, old: State) -> State:
         for slot, w in fw.stack.items():
             v = fo.stack.get(slot)
             if (isinstance(w, Reg) and isinstance(v, Reg) and w.type == SCALAR and v.type == SCALAR
-                    and w.umin == 0 and w.umax == U64 and w.smin == S64_MIN) or (w == MISC and isinstance(v, KnownBytes)):
+                    and w.umin == 0 and w.umax == U64 and w.smin == S64_MIN) or (w == MISC and isinstance(v, (KnownBytes, NarrowSpill))):
                 fo.stack[slot] = w
     return o
 
@@ -313,7 +318,7 @@ def widen(old: State, cur: State, to_unknown: bool) -> bool:
                 if w is not None:
                     fc.stack[slot] = w
                     changed = True
-            elif isinstance(c, KnownBytes) and o != c:
+            elif isinstance(c, (KnownBytes, NarrowSpill)) and o != c:
                 fc.stack[slot] = MISC
                 changed = True
     return changed

@@ -9,6 +9,7 @@ from ..frontend import isa
 from .domain import S64_MAX, S64_MIN, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
 
 U32 = (1 << 32) - 1
+SIGNED_JUMPS = frozenset({isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE})
 
 
 def _low32(r: Reg) -> Reg:
@@ -147,9 +148,10 @@ def branch_outcome(op: int, d: Reg, s: Reg, wide: bool) -> bool | None:
         d, s = _low32(d), _low32(s)
         if d.is_const and s.is_const:
             return _compare(op, d.const, s.const, 32)
-        # signed 32-bit comparisons of unknown values: undecided unless both ranges are small
-        if op in (isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE) and (d.umax > 0x7FFFFFFF or s.umax > 0x7FFFFFFF):
-            return None
+        if op in SIGNED_JUMPS:
+            # as 32-bit signed numbers: a range that crosses 0x80000000 is every one
+            (dlo, dhi), (slo, shi) = _s32(d), _s32(s)
+            return _signed_outcome(op, dlo, dhi, slo, shi)
     if d.is_const and s.is_const:
         return _compare(op, d.const, s.const, 64)
     if op == isa.JEQ:
@@ -178,30 +180,45 @@ def branch_outcome(op: int, d: Reg, s: Reg, wide: bool) -> bool | None:
             return True
         if d.umin > s.umax:
             return False
-    elif op == isa.JSGT:
-        if d.smin > s.smax:
-            return True
-        if d.smax <= s.smin:
-            return False
-    elif op == isa.JSGE:
-        if d.smin >= s.smax:
-            return True
-        if d.smax < s.smin:
-            return False
-    elif op == isa.JSLT:
-        if d.smax < s.smin:
-            return True
-        if d.smin >= s.smax:
-            return False
-    elif op == isa.JSLE:
-        if d.smax <= s.smin:
-            return True
-        if d.smin > s.smax:
-            return False
+    elif op in SIGNED_JUMPS:
+        return _signed_outcome(op, d.smin, d.smax, s.smin, s.smax)
     elif op == isa.JSET:
         if s.is_const and d.umax < (s.const & -s.const if s.const else 1):
             return False
     return None
+
+
+def _signed_outcome(op: int, dlo: int, dhi: int, slo: int, shi: int) -> bool | None:
+    if op == isa.JSGT:
+        return True if dlo > shi else False if dhi <= slo else None
+    if op == isa.JSGE:
+        return True if dlo >= shi else False if dhi < slo else None
+    if op == isa.JSLT:
+        return True if dhi < slo else False if dlo >= shi else None
+    return True if dhi <= slo else False if dlo > shi else None    # JSLE
+
+
+def _s32(r: Reg) -> tuple[int, int]:
+    """The signed 32-bit range of a register holding a 32-bit value (umax <= U32)."""
+    if r.umax <= 0x7FFFFFFF:
+        return r.umin, r.umax
+    if r.umin >= 0x80000000:
+        return r.umin - (1 << 32), r.umax - (1 << 32)
+    return -(1 << 31), (1 << 31) - 1
+
+
+def _clip_s32(r: Reg, lo: int, hi: int) -> Reg:
+    """`r` (a 32-bit value) narrowed to the signed 32-bit range [lo, hi], as far as one unsigned
+    range can say it: a range across 0 stays as it was."""
+    rlo, rhi = _s32(r)
+    lo, hi = max(lo, rlo), min(hi, rhi)
+    if lo > hi:
+        return r
+    if lo >= 0:
+        return _clip(r, lo, hi)
+    if hi < 0:
+        return _clip(r, lo + (1 << 32), hi + (1 << 32))
+    return r
 
 
 def _compare(op: int, a: int, b: int, bits: int) -> bool | None:
@@ -267,12 +284,16 @@ def refine_branch(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg
         return _clip(d, 0, max(s.umax - 1, 0)), _clip(s, d.umin + 1, U64)
     if op == isa.JLE:
         return _clip(d, 0, s.umax), _clip(s, d.umin, U64)
-    if op == isa.JSGT:
-        return _clip_signed(d, s.smin + 1, S64_MAX), s
-    if op == isa.JSGE:
-        return _clip_signed(d, s.smin, S64_MAX), s
-    if op == isa.JSLT:
-        return _clip_signed(d, S64_MIN, s.smax - 1), s
-    if op == isa.JSLE:
-        return _clip_signed(d, S64_MIN, s.smax), s
+    if op in SIGNED_JUMPS:
+        if wide:
+            slo, shi, clip, top, bottom = s.smin, s.smax, _clip_signed, S64_MAX, S64_MIN
+        else:
+            (slo, shi), clip, top, bottom = _s32(s), _clip_s32, (1 << 31) - 1, -(1 << 31)
+        if op == isa.JSGT:
+            return clip(d, slo + 1, top), s
+        if op == isa.JSGE:
+            return clip(d, slo, top), s
+        if op == isa.JSLT:
+            return clip(d, bottom, shi - 1), s
+        return clip(d, bottom, shi), s
     return d, s
