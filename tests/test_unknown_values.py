@@ -220,3 +220,41 @@ def test_map_values_whose_size_user_space_may_change_are_not_bounds_checked(anal
     assert got["placeholder"] == ("accept", [])
     assert got["global_data"] == ("accept", [])
     assert got["real_type"][0] == "reject" and ("map-value-out-of-bounds", "error") in got["real_type"][1]
+
+
+def test_a_size_the_model_does_not_know_is_never_out_of_range(analyzer, tmp_path):
+    # check_mem_size_reg() refuses a size with no bound; a size returned by a function of another
+    # file, or read from a global user space sets at load time, is one the kernel may well know
+    # bounded: no error. A random number is unbounded wherever it comes from.
+    src = HEADER + textwrap.dedent("""
+        extern __u32 record_len(void);   /* defined in another file */
+        const volatile __u32 snap_len = 64;
+
+        SEC("tp/syscalls/sys_enter_kill")
+        int other_file_size(void *ctx)
+        {
+            char buf[64];
+            bpf_probe_read_kernel(buf, record_len(), (void *)bpf_get_current_task());
+            return buf[0];
+        }
+
+        SEC("tp/syscalls/sys_enter_kill")
+        int load_time_size(void *ctx)
+        {
+            char buf[64];
+            bpf_probe_read_kernel(buf, snap_len, (void *)bpf_get_current_task());
+            return buf[0];
+        }
+
+        SEC("tp/syscalls/sys_enter_kill")
+        int random_size(void *ctx)
+        {
+            char buf[64];
+            bpf_probe_read_kernel(buf, bpf_get_prandom_u32(), (void *)bpf_get_current_task());
+            return buf[0];
+        }
+        """)
+    got = verdicts(analyze_text(analyzer, tmp_path / "sizes.bpf.c", src))
+    assert all(sev != "error" for _c, sev in got["other_file_size"][1]), got["other_file_size"]
+    assert all(sev != "error" for _c, sev in got["load_time_size"][1]), got["load_time_size"]
+    assert got["random_size"][0] == "reject" and ("size-out-of-range", "error") in got["random_size"][1]

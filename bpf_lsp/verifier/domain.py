@@ -91,6 +91,8 @@ class Reg:
     load_time: str = ""             # SCALAR: derived from this read-only global, which user space
                                     # sets before loading (the kernel sees its value; we do not)
     parent: int = 0                 # MEM: the dynptr (its id) this slice points into
+    vague: str = ""                 # SCALAR: computed from what a call outside the model returned
+                                    # (its bounds may be known to the kernel, not to us)
     # SCALAR: the value's node in the walk's precision graph (precision.Dep): which values it was
     # computed from, and whether a decision needed it; None: untracked, always compared exactly
     dep: object = field(default=None, compare=False, repr=False)
@@ -119,13 +121,15 @@ class Reg:
     def has(self, flag: str) -> bool:
         return flag in self.flags
 
-    def with_dep(self, dep, load_time: str | None = None) -> "Reg":
-        """This value with another precision node (and load-time taint): `replace()` without its
-        per-call field walk, which the interpreter's every scalar result would pay."""
+    def with_dep(self, dep, load_time: str | None = None, vague: str | None = None) -> "Reg":
+        """This value with another precision node (and load-time or model-gap taint): `replace()`
+        without its per-call field walk, which the interpreter's every scalar result would pay."""
         vals = list(_REG_FIELDS(self))
         vals[_DEP_AT] = dep
         if load_time is not None:
             vals[_LOAD_TIME_AT] = load_time
+        if vague is not None:
+            vals[_VAGUE_AT] = vague
         return Reg(*vals)
 
     def with_flags(self, add=(), remove=()) -> "Reg":
@@ -163,7 +167,7 @@ class Reg:
 
 _REG_NAMES = tuple(f.name for f in fields(Reg))
 _REG_FIELDS = attrgetter(*_REG_NAMES)
-_DEP_AT, _LOAD_TIME_AT = _REG_NAMES.index("dep"), _REG_NAMES.index("load_time")
+_DEP_AT, _LOAD_TIME_AT, _VAGUE_AT = _REG_NAMES.index("dep"), _REG_NAMES.index("load_time"), _REG_NAMES.index("vague")
 
 
 def scalar_const(v: int) -> Reg:

@@ -644,7 +644,7 @@ class Interpreter:
         if op == isa.MOV:
             if insn.off in (8, 16, 32) or not wide:
                 regs[insn.dst] = alu_scalar(op, scalar_const(0), src, wide, insn.off).with_dep(
-                    self._node(src), src.load_time) if src.type == SCALAR else UNKNOWN
+                    self._node(src), src.load_time, src.vague) if src.type == SCALAR else UNKNOWN
             else:
                 # a copy or a constant is a new value (precision.py); a pointer stays itself
                 regs[insn.dst] = src.with_dep(self._node(src)) if src.type == SCALAR and (
@@ -662,7 +662,8 @@ class Interpreter:
         if dst.type == SCALAR and src.type == SCALAR:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             if result.type == SCALAR:
-                result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time)
+                result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time,
+                                         dst.vague or src.vague or result.vague)
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
@@ -774,7 +775,7 @@ class Interpreter:
                                          0 <= value.smin and value.umax <= top)
         if (insn.mode == isa.MODE_MEMSX or size < 8 and value.type == SCALAR) and not fits:
             narrowed = scalar_range(0, top) if insn.mode != isa.MODE_MEMSX else UNKNOWN
-            value = narrowed.with_dep(value.dep, value.load_time) if value.type == SCALAR else narrowed
+            value = narrowed.with_dep(value.dep, value.load_time, value.vague) if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
             value = value.with_dep(self._node())
@@ -1382,7 +1383,8 @@ class Interpreter:
             # a function outside our model: no ownership effect known, the result is unknown,
             # but a number where its prototype returns one and it is given nothing but numbers
             # (`u64 scx_bpf_now(void)`): nothing there could hold or drop a reference
-            self._clobber(st, UNKNOWN if self._returns_number_from_numbers(name, st) else
+            self._clobber(st, replace(UNKNOWN, vague=f"what {name}() returns")
+                          if self._returns_number_from_numbers(name, st) else
                           replace(ANY, type_name=f"what {name}() returns"))
             return insn.idx + 1
         allowed = SO.KFUNC_MEMBERS.get(name)
@@ -1633,8 +1635,9 @@ class Interpreter:
 
 
 def _sized(n: Reg) -> bool:
-    """A size argument whose range the model knows as the kernel does."""
-    return n.type == SCALAR and n.tomb is None and not n.load_time
+    """A size argument whose range the model knows as the kernel does (not one computed from a
+    load-time global or from what a call outside the model returned)."""
+    return n.type == SCALAR and n.tomb is None and not n.load_time and not n.vague
 
 
 def _summarised(reg: Reg) -> bool:
