@@ -261,8 +261,8 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
             return False
         if not precise:
             return True
-        if o.load_time and not c.load_time:
-            return False
+        if (o.load_time and not c.load_time) or (o.vague and not c.vague):
+            return False     # checks skipped for the old value would apply to the current one
         return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
     # regsafe(): pointers match exactly; a memory pointer's size too (the record a ring buffer
     # reserved, a slice), or an access in bounds of the old one's could be out of the new one's
