@@ -910,9 +910,12 @@ class Interpreter:
         if off % 8 + size > 8:
             fr.stack[slot] = MISC
             return
-        if off % 8 == 0 and value.type == SCALAR and value.tomb is None and not value.is_const:
+        top = (1 << (8 * size)) - 1
+        if off % 8 == 0 and value.type == SCALAR and value.tomb is None and not value.is_const and \
+                0 <= value.smin and value.umax <= top and (value.umin, value.umax) != (0, top):
             # save_register_state(): a number stored at a slot's start stays a register there (the
-            # bytes after it keep only their zeros)
+            # bytes after it keep only their zeros). One that says nothing its size does not (any
+            # u32 in a u32) stays bytes nobody knows, which is what a load would make of it.
             rest = KnownBytes(tuple(0 if i >= size and b == 0 else None for i, b in enumerate(old.known)))
             fr.stack[slot] = NarrowSpill(value.with_dep(self._node(value)) if value.dep is not None else value,
                                          size, rest)
