@@ -93,6 +93,8 @@ class Reg:
     parent: int = 0                 # MEM: the dynptr (its id) this slice points into
     vague: str = ""                 # SCALAR: computed from what a call outside the model returned
                                     # (its bounds may be known to the kernel, not to us)
+    lo32: tuple | None = None       # SCALAR wider than 32 bits: (umin, umax) of its low half, as a
+                                    # 32-bit comparison left them (the kernel's u32 bounds)
     # SCALAR: the value's node in the walk's precision graph (precision.Dep): which values it was
     # computed from, and whether a decision needed it; None: untracked, always compared exactly
     dep: object = field(default=None, compare=False, repr=False)

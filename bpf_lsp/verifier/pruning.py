@@ -7,6 +7,7 @@ from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, S64
                      KnownBytes, NarrowSpill, Reg, State)
 from .liveness import ANY_SLOT, Relevance
 from .precision import needed
+from .scalars import low32
 
 CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
@@ -263,7 +264,12 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
             return True
         if (o.load_time and not c.load_time) or (o.vague and not c.vague):
             return False     # checks skipped for the old value would apply to the current one
-        return o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
+        if not (o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax):
+            return False
+        if o.lo32 is not None or c.lo32 is not None:    # what a 32-bit comparison left of the low half
+            lo, lc = low32(o), low32(c)
+            return lo.umin <= lc.umin and lc.umax <= lo.umax
+        return True
     # regsafe(): pointers match exactly; a memory pointer's size too (the record a ring buffer
     # reserved, a slice), or an access in bounds of the old one's could be out of the new one's
     if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at, o.mem_size) != \

@@ -6,19 +6,32 @@ NULL/zero tests, loop counters, masks. Anything else widens to "unknown", which 
 from __future__ import annotations
 
 from ..frontend import isa
+from dataclasses import replace
+
 from .domain import S64_MAX, S64_MIN, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
 
 U32 = (1 << 32) - 1
 SIGNED_JUMPS = frozenset({isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE})
 
 
-def _low32(r: Reg) -> Reg:
+def low32(r: Reg) -> Reg:
     """The 32-bit subregister as a 64-bit scalar range."""
     if r.is_const:
         return scalar_const(r.const & U32)
     if r.umax <= U32:
         return r
+    if r.lo32 is not None:
+        return scalar_range(*r.lo32)
     return scalar_range(0, U32)
+
+
+def _withlow32(r: Reg, view: Reg) -> Reg:
+    """`r` after a 32-bit comparison narrowed its low half to `view` (a zero-extended range)."""
+    if r.umax <= U32 or r.is_const:
+        return view
+    if (view.umin, view.umax) == (0, U32) or view is r:
+        return r
+    return replace(r, lo32=(view.umin, view.umax))
 
 
 def _sext32(v: int) -> int:
@@ -36,10 +49,10 @@ def alu_scalar(op: int, dst: Reg, src: Reg, wide: bool, off: int = 0, imm: int =
             v = v - (1 << bits) if v >> (bits - 1) else v
             return scalar_const(v if wide else v & U32)
         if not wide:
-            return _low32(src)
+            return low32(src)
         return src if off == 0 else UNKNOWN
     if not wide:
-        dst, src = _low32(dst), _low32(src)
+        dst, src = low32(dst), low32(src)
     if dst.is_const and src.is_const:
         v = _const_op(op, dst.const, src.const, wide, off)
         if v is None:
@@ -145,7 +158,7 @@ def _range_op(op: int, d: Reg, s: Reg) -> Reg:
 def branch_outcome(op: int, d: Reg, s: Reg, wide: bool) -> bool | None:
     """True: always taken; False: never taken; None: both possible."""
     if not wide:
-        d, s = _low32(d), _low32(s)
+        d, s = low32(d), low32(s)
         if d.is_const and s.is_const:
             return _compare(op, d.const, s.const, 32)
         if op in SIGNED_JUMPS:
@@ -255,9 +268,14 @@ def _clip_signed(r: Reg, smin: int, smax: int) -> Reg:
 def refine_branch(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg, Reg]:
     """Narrow both operands for the taken (or fall-through) side of a comparison."""
     if not wide:
-        # only refine when 32-bit and 64-bit views agree
-        if d.umax > U32 or s.umax > U32:
-            return d, s
+        # on the low halves; a wider register keeps what its low half became (lo32)
+        dv, sv = low32(d), low32(s)
+        rd, rs = _refine(op, dv, sv, False, taken)
+        return (d if rd is dv else _withlow32(d, rd)), (s if rs is sv else _withlow32(s, rs))
+    return _refine(op, d, s, True, taken)
+
+
+def _refine(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg, Reg]:
     if not taken:
         op = {isa.JEQ: isa.JNE, isa.JNE: isa.JEQ, isa.JGT: isa.JLE, isa.JLE: isa.JGT, isa.JGE: isa.JLT,
               isa.JLT: isa.JGE, isa.JSGT: isa.JSLE, isa.JSLE: isa.JSGT, isa.JSGE: isa.JSLT,
