@@ -748,6 +748,17 @@ _CODES += [
          "gives (check_map_access).",
          "__u64 *v = bpf_map_lookup_elem(&one_u64_map, &key);\nif (v)\n\tv[1] = 0;   /* value_size=8 off=8 */",
          "Index inside the value (check the index against its array size), or declare a larger value type."),
+    Code("packet-out-of-bounds", "error",
+         "invalid access to packet, off={off} size={size}, R{reg}(id=0,off={off},r={range})\nR{reg} offset is outside of the packet",
+         "this accesses packet bytes {off} to {last}, but a comparison with data_end on this path proves only "
+         "the first {range} there",
+         "A load or store through a packet pointer reaches past the bytes a comparison with `data_end` has "
+         "proven to be there.",
+         "The verifier knows a packet's length only from comparisons of packet pointers with `data_end` "
+         "(find_good_pkt_pointers); every access must lie inside what such a comparison covered on its path "
+         "(check_packet_access).",
+         "struct ethhdr *eth = data;\nif (data + 1 > data_end)\n\treturn XDP_DROP;\nreturn eth->h_proto;   /* 2 bytes at offset 12 */",
+         "Compare the end of what you read with `data_end` first: `if ((void *)(eth + 1) > data_end) return XDP_DROP;`."),
     Code("mem-out-of-bounds", "error",
          "invalid access to memory, mem_size={mem_size} off={off} size={size}",
          "this accesses {size} bytes at offset {off} of memory that is {mem_size} bytes long",
@@ -842,6 +853,7 @@ MEM_OUT_OF_BOUNDS = "mem-out-of-bounds"
 STACK_OUT_OF_BOUNDS = "stack-out-of-bounds"
 MAP_VALUE_OUT_OF_BOUNDS = "map-value-out-of-bounds"
 SIZE_OUT_OF_RANGE = "size-out-of-range"
+PACKET_OUT_OF_BOUNDS = "packet-out-of-bounds"
 MAP_FUNC_MISMATCH = "map-func-mismatch"
 INVALID_SOCK_ACCESS = "invalid-sock-access"
 EXCEPTION_CALLBACK = "exception-callback"

@@ -50,6 +50,8 @@ MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction 
 SATURATED_AFTER = 8         # ... or until this many in a row showed nothing new there
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
+PACKET_META_FIELDS = {"sched_cls": (140,), "sched_act": (140,), "xdp": (8,)}
+MAX_PACKET_OFF = 0xFFFF
 PACKET_FIELDS = {
     "sched_cls": {76: PACKET, 80: PACKET_END, 140: PACKET},
     "sched_act": {76: PACKET, 80: PACKET_END, 140: PACKET},
@@ -687,7 +689,9 @@ class Interpreter:
             d = to_signed(delta.const)
             return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
         lo, hi = (-delta.smax, -delta.smin) if negate else (delta.smin, delta.smax)
-        return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi)
+        # a packet pointer moved by a number starts with nothing proven (a new id, range 0)
+        return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi,
+                       mem_size=0 if ptr.type == PACKET else ptr.mem_size)
 
     # -- memory
     def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg | None:
@@ -829,6 +833,12 @@ class Interpreter:
         dynptr slice, a global function's pointer argument) is accessed inside it only."""
         if base.type == MEM and base.mem_size and not base.var_off and (off < 0 or off + size > base.mem_size):
             self._fail(finding(C.MEM_OUT_OF_BOUNDS, insn.idx, mem_size=base.mem_size, off=off, size=size))
+        if base.type == PACKET and not base.var_off and base.type_name != "data_meta" and \
+                (off < 0 or off + size > base.mem_size):
+            # check_packet_access(): only bytes a comparison with data_end proved (mem_size: the range)
+            self._fail(finding(C.PACKET_OUT_OF_BOUNDS, insn.idx, off=off, size=size, last=off + size - 1,
+                               range=base.mem_size,
+                               reg=insn.src if insn.cls == Cls.LDX else insn.dst))
 
     def _map_value_bounds(self, insn: Insn, base: Reg, off: int, size: int) -> None:
         """check_map_access(): an access through a map value pointer lies inside the value.
@@ -1002,7 +1012,8 @@ class Interpreter:
             return UNKNOWN
         kind = PACKET_FIELDS.get(ptype, {}).get(off)
         if kind is not None:
-            return Reg(kind)
+            # data_meta is PTR_TO_PACKET_META, whose bounds come from comparisons with data: not followed
+            return Reg(kind, type_name="data_meta" if off in PACKET_META_FIELDS.get(ptype, ()) else "")
         pointer = CTX_POINTERS.get(ptype, {}).get(off)
         if pointer is not None and size == 8:
             rtype, maybe_null, tname = pointer
@@ -1214,6 +1225,14 @@ class Interpreter:
             f_dst, f_src = refine_branch(op, dst, src, wide, False)
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
+            self._push(insn.jump_target, taken)
+            return insn.idx + 1
+        if wide and insn.uses_reg_src and {dst.type, src.type} == {PACKET, PACKET_END}:
+            taken = st.copy()
+            good = _packet_check_side(op, dst.type == PACKET)
+            if good is not None:
+                on_taken, right_open = good
+                _prove_packet(taken if on_taken else st, dst if dst.type == PACKET else src, right_open)
             self._push(insn.jump_target, taken)
             return insn.idx + 1
         self._push(insn.jump_target, st.copy())
@@ -1635,6 +1654,33 @@ class Interpreter:
         if kind == "rbtree_less":
             cb.in_graph_callback = True
         self._push(target, cb)
+
+
+# try_match_pkt_pointers(): for `pkt <op> pkt_end` (pkt first) or `pkt_end <op> pkt`, the side
+# where the bytes up to pkt are there, and whether the comparison leaves the range open at pkt
+_PACKET_CHECKS = {
+    (isa.JGT, True): (False, False), (isa.JLT, True): (True, True),
+    (isa.JGE, True): (False, True), (isa.JLE, True): (True, False),
+    (isa.JGT, False): (True, True), (isa.JLT, False): (False, False),
+    (isa.JGE, False): (True, False), (isa.JLE, False): (False, True),
+}
+
+
+def _packet_check_side(op: int, packet_first: bool) -> tuple[bool, bool] | None:
+    """(on the taken side, right open) for a comparison of a packet pointer with data_end."""
+    return _PACKET_CHECKS.get((op, packet_first))
+
+
+def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
+    """find_good_pkt_pointers(): `ptr.off` bytes (one more when the comparison was strict the
+    other way) are there, for every packet pointer of the same group: those at a fixed offset
+    from the packet's start. A pointer moved by a number is not followed."""
+    if ptr.var_off or ptr.type_name == "data_meta" or ptr.off < 0 or (ptr.off == 0 and right_open) \
+            or ptr.off > MAX_PACKET_OFF:
+        return
+    new = ptr.off + (1 if right_open else 0)
+    st.map_values(lambda v: replace(v, mem_size=new) if v.type == PACKET and not v.var_off and
+                  v.type_name != "data_meta" and v.mem_size < new else v)
 
 
 def _sized(n: Reg) -> bool:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, S64_MAX, S64_MIN, SCALAR, U64, ZERO_SLOT,
-                     KnownBytes, NarrowSpill, Reg, State)
+from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, PACKET, S64_MAX, S64_MIN, SCALAR, U64,
+                     ZERO_SLOT, KnownBytes, NarrowSpill, Reg, State)
 from .liveness import ANY_SLOT, Relevance
 from .precision import needed
 from .scalars import low32
@@ -222,7 +222,7 @@ def _reg_key(o: Reg):
     if o.type == ARENA:
         return "a"
     return (o.type, o.off, o.flags, id(o.map), o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at,
-            o.mem_size)
+            o.mem_size if o.type != PACKET else 0)
 
 
 def _data(v) -> bool:
@@ -272,9 +272,12 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
         return True
     # regsafe(): pointers match exactly; a memory pointer's size too (the record a ring buffer
     # reserved, a slice), or an access in bounds of the old one's could be out of the new one's
-    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at, o.mem_size) != \
-            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at, c.mem_size) or \
+    if (o.off, o.flags, o.map, o.btf_id, o.type_name, o.var_off, o.frameno, o.target, o.nonown_at) != \
+            (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
             (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
+        return False
+    # a packet pointer's proven range may be larger now (regsafe(): rold->range > rcur->range fails)
+    if (o.mem_size > c.mem_size) if o.type == PACKET else o.mem_size != c.mem_size:
         return False
     return _map_id("id", o.id, c.id, idmap) and _map_id("ref", o.ref_obj_id, c.ref_obj_id, idmap)
 
