@@ -22,7 +22,7 @@ from . import kfuncs as K
 from .domain import (ANY, ANYTHING, ARENA, DYNPTR, ITER, ALLOC, BTF_ID, CTX, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM,
                      MISC, NON_OWN, NOT_INIT, PACKET, PACKET_END, RCU, RDONLY, SCALAR, SOCKET, STACK, TRUSTED,
                      UNINIT, UNKNOWN, UNTRUSTED, ZERO, ZERO_SLOT, NO_BYTES, Frame, KnownBytes, NarrowSpill, RefState, Reg, State, Tombstone,
-                     S64_MAX, dead_pointer, scalar_const, scalar_range, scalar_signed, to_signed)
+                     S64_MAX, S64_MIN, U64, dead_pointer, scalar_const, scalar_range, scalar_signed, to_signed)
 from .findings import Finding, InsnStates, ValueSummary, finding
 from .liveness import ANY_SLOT, FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
@@ -41,6 +41,7 @@ MAX_FRAMES = 8
 MAX_STACK = 512             # bytes of stack a frame has (MAX_BPF_STACK)
 MAX_VAR_SIZE = 1 << 29      # a variable size must stay below it (BPF_MAX_VAR_SIZ)
 MAX_ERRNO = 4095
+U32_MAX = (1 << 32) - 1
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
@@ -665,7 +666,7 @@ class Interpreter:
             result = alu_scalar(op, dst, src, wide, insn.off, insn.imm)
             if result.type == SCALAR:
                 result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time,
-                                         dst.vague or src.vague or result.vague)
+                                         dst.vague or src.vague or result.vague or _widened(result, dst, src, wide))
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
@@ -688,10 +689,17 @@ class Interpreter:
         if delta.is_const:
             d = to_signed(delta.const)
             return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
+        if ptr.type == MAP_VALUE and delta.smin <= S64_MIN and not (delta.vague or delta.load_time) and \
+                ptr.map is not None and ptr.map.kind == "map":
+            # check_reg_sane_offset(): a number with no lower bound moves no pointer
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="math", off=ptr.off, size=0,
+                               value_size=ptr.map.value_size, map=ptr.map.name, reg=insn.dst))
         lo, hi = (-delta.smax, -delta.smin) if negate else (delta.smin, delta.smax)
-        # a packet pointer moved by a number starts with nothing proven (a new id, range 0)
+        # a packet pointer moved by a number starts with nothing proven (a new id, range 0); one
+        # moved by a number the model does not follow exactly is not bounds-checked
         return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi,
-                       mem_size=0 if ptr.type == PACKET else ptr.mem_size)
+                       mem_size=0 if ptr.type == PACKET else ptr.mem_size,
+                       vague=ptr.vague or delta.vague or delta.load_time or ("" if not negate else "a subtracted number"))
 
     # -- memory
     def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg | None:
@@ -1067,6 +1075,7 @@ class Interpreter:
             self._fail(finding(C.KERNEL_STORE, insn.idx, struct=base.type_name, off=off))
 
     def _var_off_map_access(self, insn: Insn, base: Reg, size: int) -> None:
+        self._var_off_map_bounds(insn, base, size)
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid or not rec.kptrs:
             return
@@ -1076,6 +1085,24 @@ class Interpreter:
         if any(k.off < hi and lo < k.off + 8 for k in rec.kptrs.values()):
             # the access may land on a kptr (check_map_kptr_access: variable offsets are refused)
             self._fail(finding(C.KPTR_VAR_OFF, insn.idx))
+
+    def _var_off_map_bounds(self, insn: Insn, base: Reg, size: int) -> None:
+        """check_mem_region_access(): at a variable offset, the access lies inside the value for
+        the offset's smallest and largest value. Only where the model follows the offset as the
+        kernel does (not through arithmetic it widens, nor a load-time or unknown number)."""
+        m = base.map
+        if m is None or base.vague or m.kind != "map" or m.value_size <= 0 or self._size_set_at_load(m):
+            return
+        reg = insn.src if insn.cls == Cls.LDX else insn.dst
+        off = base.off + insn.off
+        args = dict(value_size=m.value_size, size=size, map=m.name, reg=reg)
+        if base.vmin < 0 and (base.vmin <= S64_MIN or off + base.vmin < 0):
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="negative", off=off + base.vmin, **args))
+        if base.vmax >= MAX_VAR_SIZE:
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="unbounded", off=off, **args))
+        if off + base.vmin + size > m.value_size or off + base.vmax + size > m.value_size:
+            last = off + base.vmax if off + base.vmin + size <= m.value_size else off + base.vmin
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="max", off=last, **args))
 
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         name = self._load_time_global(base.map, off)
@@ -1681,6 +1708,18 @@ def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
     new = ptr.off + (1 if right_open else 0)
     st.map_values(lambda v: replace(v, mem_size=new) if v.type == PACKET and not v.var_off and
                   v.type_name != "data_meta" and v.mem_size < new else v)
+
+
+def _widened(result: Reg, dst: Reg, src: Reg, wide: bool) -> str:
+    """Why a result is vague: bounded operands gave a number the model knows nothing of, where the
+    kernel's tnums may know more."""
+    full = (0, U64) if wide else (0, U32_MAX)
+    if (result.umin, result.umax) != full or (wide and result.smin > S64_MIN):
+        return ""
+
+    def bounded(r: Reg) -> bool:
+        return r.umax < full[1] if not wide else (r.umin, r.umax) != (0, U64)
+    return "arithmetic bpf-lsp does not follow exactly" if bounded(dst) and bounded(src) else ""
 
 
 def _sized(n: Reg) -> bool:
