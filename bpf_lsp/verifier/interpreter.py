@@ -1250,6 +1250,12 @@ class Interpreter:
             taken = st.copy()
             t_dst, t_src = refine_branch(op, dst, src, wide, True)
             f_dst, f_src = refine_branch(op, dst, src, wide, False)
+            if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
+                # the bound is one user space sets: what it leaves of the other number is not
+                # known here (the kernel knows it), so no bounds check may rely on it
+                why = f"a bound set at load time ({dst.load_time or src.load_time})"
+                t_dst, t_src, f_dst, f_src = (r.with_dep(r.dep, vague=r.vague or why) if r.type == SCALAR else r
+                                              for r in (t_dst, t_src, f_dst, f_src))
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
             self._push(insn.jump_target, taken)

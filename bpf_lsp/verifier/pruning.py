@@ -276,6 +276,8 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
             (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
             (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
         return False
+    if o.vague and not c.vague:
+        return False     # an offset the bounds checks skipped covers only another such one
     # a packet pointer's proven range may be larger now (regsafe(): rold->range > rcur->range fails)
     if (o.mem_size > c.mem_size) if o.type == PACKET else o.mem_size != c.mem_size:
         return False

@@ -137,7 +137,13 @@ def _range_op(op: int, d: Reg, s: Reg) -> Reg:
             return scalar_signed(lo, hi)
         return UNKNOWN
     if op == isa.AND:
-        return scalar_range(0, min(d.umax, s.umax))
+        # a constant mask keeps only its bits below the other side's highest (`(x >> 3) & ~7` on
+        # x < 512 is at most 56), as the kernel's tnum does
+        hi = min(d.umax, s.umax)
+        for k, other in ((s, d), (d, s)):
+            if k.is_const:
+                hi = min(hi, k.const & ((1 << other.umax.bit_length()) - 1))
+        return scalar_range(0, hi)
     if op == isa.MOD and s.is_const and s.const:
         return scalar_range(0, min(d.umax, s.const - 1))
     if op == isa.LSH and s.is_const and d.umax << (s.const & 63) <= U64:
