@@ -276,8 +276,6 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
             (c.off, c.flags, c.map, c.btf_id, c.type_name, c.var_off, c.frameno, c.target, c.nonown_at) or \
             (o.var_off and not (o.vmin <= c.vmin and c.vmax <= o.vmax)):
         return False
-    if o.vague and not c.vague:
-        return False     # an offset the bounds checks skipped covers only another such one
     # a packet pointer's proven range may be larger now (regsafe(): rold->range > rcur->range fails)
     if (o.mem_size > c.mem_size) if o.type == PACKET else o.mem_size != c.mem_size:
         return False
@@ -340,7 +338,10 @@ def _widen_scalar(o: Reg, c: Reg, to_unknown: bool) -> Reg | None:
         return None
     if o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax:
         return None
+    # the kernel widens only what no check needed exactly: a bounds check must not use ours
+    vague = c.vague or o.vague or "a number an iterator loop carries, which bpf-lsp widened"
     if to_unknown:
-        return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time)
+        return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time,
+                       vague=vague, lo32=None)
     return replace(c, umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
-                   smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time)
+                   smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time, vague=vague, lo32=None)
