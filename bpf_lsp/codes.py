@@ -684,7 +684,7 @@ _CODES += [
          (("write", "{func}() may write into memory pointed by R{reg} type={type}"),)),
     Code("rdonly-write", "error",
          "R{reg} cannot write into rdonly_mem",
-         "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
+         "{problem}",
          "A write into read-only memory: a `bpf_dynptr_slice()` of packet data, or a writable slice where "
          "the program type may not write packets.",
          "`bpf_dynptr_slice()` may return a pointer into the caller's buffer or straight into the packet, "
