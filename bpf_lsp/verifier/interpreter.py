@@ -834,12 +834,15 @@ class Interpreter:
         dynptr slice, a global function's pointer argument) is accessed inside it only."""
         if base.type == MEM and base.mem_size and not base.var_off and (off < 0 or off + size > base.mem_size):
             self._fail(finding(C.MEM_OUT_OF_BOUNDS, insn.idx, mem_size=base.mem_size, off=off, size=size))
-        if base.type == PACKET and not base.var_off and base.type_name != "data_meta" and \
-                (off < 0 or off + size > base.mem_size):
-            # check_packet_access(): only bytes a comparison with data_end proved (mem_size: the range)
+        if base.type == PACKET:
+            self._packet_bounds(insn, base, off, size, insn.src if insn.cls == Cls.LDX else insn.dst)
+
+    def _packet_bounds(self, insn: Insn, base: Reg, off: int, size: int, reg: int) -> None:
+        """check_packet_access(): only bytes a comparison with data_end proved (`mem_size`, the
+        range) are read or written, by the program or by a helper given the pointer."""
+        if not base.var_off and base.type_name != "data_meta" and (off < 0 or off + size > base.mem_size):
             self._fail(finding(C.PACKET_OUT_OF_BOUNDS, insn.idx, off=off, size=size, last=off + size - 1,
-                               range=base.mem_size,
-                               reg=insn.src if insn.cls == Cls.LDX else insn.dst))
+                               range=base.mem_size, reg=reg))
 
     def _map_value_bounds(self, insn: Insn, base: Reg, off: int, size: int) -> None:
         """check_map_access(): an access through a map value pointer lies inside the value.
@@ -1481,7 +1484,7 @@ class Interpreter:
                     and (reg.has(TRUSTED) or reg.ref_obj_id) and self.btf is not None:
                 self._btf_mem_arg(insn, st, a, reg)
                 continue
-            if reg.type not in (STACK, MAP_VALUE) or reg.var_off:
+            if reg.type not in (STACK, MAP_VALUE, PACKET) or reg.var_off:
                 continue
             if a.source == "size":
                 n = regs[a.index + 2]
@@ -1493,6 +1496,9 @@ class Interpreter:
                 continue
             if reg.type == MAP_VALUE:
                 self._map_value_bounds(insn, reg, reg.off, size)
+                continue
+            if reg.type == PACKET:
+                self._packet_bounds(insn, reg, reg.off, size, a.index + 1)
                 continue
             if reg.off < -MAX_STACK or reg.off + size > 0:
                 # check_stack_access_within_bounds(): the helper's bytes run past the frame
