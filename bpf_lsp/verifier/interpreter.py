@@ -28,7 +28,7 @@ from .liveness import ANY_SLOT, FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
-from .scalars import alu_scalar, branch_outcome, refine_branch
+from .scalars import U32, alu_scalar, branch_outcome, refine_branch
 from . import calls
 from .calls import CALLER_SAVED, CallChecker, StopPath
 from . import dynptr, exceptions
@@ -41,7 +41,6 @@ MAX_FRAMES = 8
 MAX_STACK = 512             # bytes of stack a frame has (MAX_BPF_STACK)
 MAX_VAR_SIZE = 1 << 29      # a variable size must stay below it (BPF_MAX_VAR_SIZ)
 MAX_ERRNO = 4095
-U32_MAX = (1 << 32) - 1
 # callbacks whose return value must lie in [0, 1] (callback_ret_range), and the API calling them
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
@@ -1239,7 +1238,7 @@ class Interpreter:
             return insn.idx + 1
         if wide and insn.uses_reg_src and {dst.type, src.type} == {PACKET, PACKET_END}:
             taken = st.copy()
-            good = _packet_check_side(op, dst.type == PACKET)
+            good = _PACKET_CHECKS.get((op, dst.type == PACKET))
             if good is not None:
                 on_taken, right_open = good
                 _prove_packet(taken if on_taken else st, dst if dst.type == PACKET else src, right_open)
@@ -1437,7 +1436,7 @@ class Interpreter:
             if size.type == SCALAR and not size.is_const and not size.load_time:
                 self._fail(finding(C.SIZE_NOT_CONSTANT, insn.idx, reg=4, func=name))
         r1 = st.cur.regs[1]
-        bounded_by = K.RET_BOUNDED_BY_SIZE.get(meaning.id) if isinstance(meaning, HelperRef) else None
+        bounded_by = K.RET_BOUNDED_BY_SIZE.get(name) if isinstance(meaning, HelperRef) else None
         size = st.cur.regs[bounded_by + 1] if bounded_by is not None else None
         nxt = CallChecker(self, insn, st, sem).run()
         if size is not None and _sized(size) and st.cur.regs[0].type == SCALAR:
@@ -1522,9 +1521,9 @@ class Interpreter:
                                        object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
 
     def _size_range(self, insn: Insn, a, n: Reg, func: str) -> None:
-        """check_mem_size_reg(): a size that is no constant counts by its range, its largest value
-        being what the memory must hold. Only a number the model tracks: an unknown value, or
-        one user space sets at load time, says nothing."""
+        """check_mem_size_reg(): a size counts by its range (a constant's is itself); its largest
+        value is what the memory must hold (the caller's bounds checks). Only a number the model
+        knows as the kernel does (_sized) is checked."""
         if not _sized(n):
             return
         reg = a.index + 2
@@ -1669,19 +1668,14 @@ class Interpreter:
         self._push(target, cb)
 
 
-# try_match_pkt_pointers(): for `pkt <op> pkt_end` (pkt first) or `pkt_end <op> pkt`, the side
-# where the bytes up to pkt are there, and whether the comparison leaves the range open at pkt
+# try_match_pkt_pointers(): (op, whether the packet pointer is the first operand) -> (whether the
+# bytes up to it are there on the taken side, whether the comparison leaves the range open at it)
 _PACKET_CHECKS = {
     (isa.JGT, True): (False, False), (isa.JLT, True): (True, True),
     (isa.JGE, True): (False, True), (isa.JLE, True): (True, False),
     (isa.JGT, False): (True, True), (isa.JLT, False): (False, False),
     (isa.JGE, False): (True, False), (isa.JLE, False): (False, True),
 }
-
-
-def _packet_check_side(op: int, packet_first: bool) -> tuple[bool, bool] | None:
-    """(on the taken side, right open) for a comparison of a packet pointer with data_end."""
-    return _PACKET_CHECKS.get((op, packet_first))
 
 
 def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
@@ -1699,7 +1693,7 @@ def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
 def _widened(result: Reg, dst: Reg, src: Reg, wide: bool) -> str:
     """Why a result is vague: bounded operands gave a number the model knows nothing of, where the
     kernel's tnums may know more."""
-    full = (0, U64) if wide else (0, U32_MAX)
+    full = (0, U64) if wide else (0, U32)
     if (result.umin, result.umax) != full or (wide and result.smin > S64_MIN):
         return ""
 

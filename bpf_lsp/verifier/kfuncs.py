@@ -536,9 +536,9 @@ def helper_memory_args(helper_id: int) -> tuple[int, ...]:
                  if any(k.split("|")[0] in _MEMORY_ARG_KINDS for k in kinds))
 
 
-# helpers whose result do_refine_retval_range() bounds by their size argument (its index):
-# probe_read_str, get_stack, probe_read_user_str, probe_read_kernel_str, get_task_stack
-RET_BOUNDED_BY_SIZE = {45: 1, 67: 2, 114: 1, 115: 1, 141: 2}
+# helpers whose result do_refine_retval_range() bounds by their size argument (its index)
+RET_BOUNDED_BY_SIZE = {"bpf_probe_read_str": 1, "bpf_get_stack": 2, "bpf_probe_read_user_str": 1,
+                       "bpf_probe_read_kernel_str": 1, "bpf_get_task_stack": 2}
 
 
 @dataclass(frozen=True)
