@@ -100,10 +100,13 @@ def kind_of(expr: str, prefix: str) -> tuple[str, bool, list[str]]:
 def parse_helper_defs(path: str) -> dict[int, dict]:
     out = {}
     text = open(path).read()
-    for m in re.finditer(r"static\s+(.+?)\(\s*\*\s*const\s+(\w+)\s*\)\s*\((.*?)\)\s*=\s*\(void\s*\*\)\s*(\d+);",
+    # libbpf before 1.2 writes `(*name)`, later ones `(* const name)`
+    for m in re.finditer(r"static\s+(.+?)\(\s*\*\s*(?:const\s+)?(\w+)\s*\)\s*\((.*?)\)\s*=\s*\(void\s*\*\)\s*(\d+);",
                          text, re.S):
         out[int(m.group(4))] = {"name": m.group(2), "c_ret": " ".join(m.group(1).split()),
                                 "c_args": [" ".join(a.split()) for a in m.group(3).split(",") if a.strip()]}
+    if not out:
+        sys.exit(f"{path}: no helper definitions found (is it libbpf's bpf_helper_defs.h?)")
     return out
 
 

@@ -93,3 +93,94 @@ def test_a_kfunc_newer_than_the_table_s_tree_has_its_flags(analyzer, tmp_path):
     assert (progs["node_mask_put_ok"].verdict, progs["node_mask_put_ok"].diagnostics) == ("accept", [])
     (d,) = progs["bad_node_mask_kept"].diagnostics
     assert (d.code, d.severity) == ("reference-leak", "error")
+
+
+SCX_UPSTREAM = textwrap.dedent("""\
+    #include "fixture.h"
+
+    struct cgroup *scx_bpf_task_cgroup___new(struct task_struct *p) __ksym __weak;
+    void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+    struct task_struct *scx_bpf_cpu_curr(s32 cpu) __ksym __weak;
+    s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym __weak;
+    void bpf_rcu_read_lock(void) __ksym;
+    void bpf_rcu_read_unlock(void) __ksym;
+
+    SEC("syscall")
+    int curr_pid_ok(void *ctx)
+    {
+        struct task_struct *p;
+        int pid = 0;
+
+        bpf_rcu_read_lock();
+        p = scx_bpf_cpu_curr(0);
+        if (p)
+            pid = p->pid;
+        bpf_rcu_read_unlock();
+        return pid;
+    }
+
+    SEC("syscall")
+    int bad_curr_unchecked(void *ctx)
+    {
+        struct task_struct *p;
+        int pid;
+
+        bpf_rcu_read_lock();
+        p = scx_bpf_cpu_curr(0);
+        pid = p->pid;  /* may be NULL */
+        bpf_rcu_read_unlock();
+        return pid;
+    }
+
+    SEC("syscall")
+    int curr_cpu_ok(void *ctx)
+    {
+        struct task_struct *p;
+        int cpu = -1;
+
+        bpf_rcu_read_lock();
+        p = scx_bpf_cpu_curr(1);
+        if (p)
+            cpu = scx_bpf_task_cpu(p);
+        bpf_rcu_read_unlock();
+        return cpu;
+    }
+
+    SEC("tp_btf/task_newtask")
+    int BPF_PROG(task_cgroup_released_ok, struct task_struct *task, u64 clone_flags)
+    {
+        struct cgroup *cgrp = scx_bpf_task_cgroup___new(task);
+
+        bpf_cgroup_release(cgrp);
+        return 0;
+    }
+
+    SEC("tp_btf/task_newtask")
+    int BPF_PROG(bad_task_cgroup_kept, struct task_struct *task, u64 clone_flags)
+    {
+        struct cgroup *cgrp = scx_bpf_task_cgroup___new(task);
+
+        return cgrp->level;  /* leaks */
+    }
+    FIXTURE_LICENSE;
+    """)
+
+
+def test_sched_ext_kfuncs_from_upstream_and_their_flavoured_declarations(analyzer, tmp_path):
+    """scx_bpf_cpu_curr() (KF_RET_NULL, upstream ext.c only) may return NULL; compat.bpf.h's
+    `scx_bpf_task_cgroup___new` is scx_bpf_task_cgroup(), KF_ACQUIRE, and its return type comes
+    from the flavoured declaration (the running kernel has no sched_ext to take it from). Without
+    either, both values were unknown and neither error was reported."""
+    from bpf_lsp.verifier import kfuncs as K
+    assert K.kernel_table()["kfuncs"]["scx_bpf_cpu_curr"]["since"] == K.kernel_table()["newer_source"]
+    a = analyze_text(analyzer, tmp_path / "scx_upstream.bpf.c", SCX_UPSTREAM)
+    progs = {p.name: p for p in a.programs}
+    for ok in ("curr_pid_ok", "curr_cpu_ok", "task_cgroup_released_ok"):
+        assert (ok, progs[ok].verdict, progs[ok].diagnostics) == (ok, "accept", [])
+    lines = SCX_UPSTREAM.splitlines()
+    (d,) = progs["bad_curr_unchecked"].diagnostics
+    assert (d.code, d.severity, d.span.line) == \
+        ("null-deref", "error", next(i for i, t in enumerate(lines, 1) if "/* may be NULL */" in t))
+    (d,) = progs["bad_task_cgroup_kept"].diagnostics
+    assert (d.code, d.severity, d.span.line) == \
+        ("reference-leak", "error", next(i for i, t in enumerate(lines, 1) if "/* leaks */" in t))

@@ -256,7 +256,9 @@ class BpfObject:
     @cached_property
     def extern_protos(self) -> dict[str, tuple[str, str, int]]:
         """Return-value kinds of the functions the object declares but does not define (kfuncs,
-        functions of other files), from its BTF: name -> `Btf.value_kind` of the return type."""
+        functions of other files), from its BTF: name -> `Btf.value_kind` of the return type. A
+        flavoured declaration (`scx_bpf_task_cgroup___new`) also answers for the kernel function it
+        names, unless the object declares that one itself."""
         out: dict[str, tuple[str, str, int]] = {}
         if self.btf is None:
             return out
@@ -266,7 +268,18 @@ class BpfObject:
                     out[t.name] = self.btf.func_signature(t.id)[0]
                 except (BtfError, KeyError, IndexError):
                     continue
+        for name in [n for n in out if essential_name(n) != n]:
+            out.setdefault(essential_name(name), out[name])
         return out
+
+
+def essential_name(name: str) -> str:
+    """The kernel function an extern names: libbpf drops its last flavour (`foo___v2` and
+    `foo___compat` are `foo`; bpf_core_essential_name_len(): X___Y, neither side an underscore)."""
+    for i in range(len(name) - 5, -1, -1):
+        if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
+            return name[:i + 1]
+    return name
 
 
 # ---- loading ---------------------------------------------------------------------------------

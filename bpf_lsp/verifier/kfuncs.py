@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SEMANTICS_VERSION = 12
+from ..frontend.objfile import essential_name
+
+SEMANTICS_VERSION = 13
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -494,15 +496,6 @@ def _generated_helper(helper_id: int) -> Semantics | None:
     return Semantics(entry["name"], (), ret, frozenset(flags), ret_type=structs[0] if len(structs) == 1 else "",
                      is_helper=True, helper_id=helper_id, generated=True,
                      summary="prototype from the kernel's helper definitions; no ownership effect")
-
-
-def essential_name(name: str) -> str:
-    """The kernel function an extern names: libbpf drops its last flavour (`foo___v2` and
-    `foo___compat` are `foo`; bpf_core_essential_name_len(): X___Y, neither side an underscore)."""
-    for i in range(len(name) - 5, -1, -1):
-        if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
-            return name[:i + 1]
-    return name
 
 
 def lookup_kfunc(name: str) -> Semantics:
