@@ -95,6 +95,13 @@ class Reg:
                                     # (its bounds may be known to the kernel, not to us)
     lo32: tuple | None = None       # SCALAR wider than 32 bits: (umin, umax) of its low half, as a
                                     # 32-bit comparison left them (the kernel's u32 bounds)
+    # SCALAR: copies of one value share a link (the kernel's scalar id): a comparison that bounds
+    # one bounds them all (sync_linked_regs()). `link_off`: this copy is the value plus it, added
+    # once by a `link_add`-bit add or subtract (`r2 = r1; r2 += 4`: BPF_ADD_CONST64; 32: the sum
+    # is cut to 32 bits). Not part of equality: pruning maps links itself.
+    link: int = field(default=0, compare=False)
+    link_off: int = field(default=0, compare=False)
+    link_add: int = field(default=0, compare=False)
     # SCALAR: the value's node in the walk's precision graph (precision.Dep): which values it was
     # computed from, and whether a decision needed it; None: untracked, always compared exactly
     dep: object = field(default=None, compare=False, repr=False)
@@ -134,6 +141,18 @@ class Reg:
             vals[_VAGUE_AT] = vague
         return Reg(*vals)
 
+    def known_better(self, was: "Reg") -> "Reg":
+        """`was` with these bounds (a comparison's result, bounds only): the same value, known
+        better, so the rest stays: why a dead pointer died, its precision node, its link, and
+        what makes its bounds less than the kernel's (`vague`) or set at load time."""
+        vals = list(_REG_FIELDS(self))
+        old = _REG_FIELDS(was)
+        for i in _KEPT_AT:
+            vals[i] = old[i]
+        vals[_LOAD_TIME_AT] = self.load_time or was.load_time
+        vals[_VAGUE_AT] = self.vague or was.vague
+        return Reg(*vals)
+
     def with_flags(self, add=(), remove=()) -> "Reg":
         return replace(self, flags=(self.flags | frozenset(add)) - frozenset(remove))
 
@@ -170,6 +189,7 @@ class Reg:
 _REG_NAMES = tuple(f.name for f in fields(Reg))
 _REG_FIELDS = attrgetter(*_REG_NAMES)
 _DEP_AT, _LOAD_TIME_AT, _VAGUE_AT = _REG_NAMES.index("dep"), _REG_NAMES.index("load_time"), _REG_NAMES.index("vague")
+_KEPT_AT = tuple(_REG_NAMES.index(n) for n in ("tomb", "dep", "link", "link_off", "link_add"))
 
 
 def scalar_const(v: int) -> Reg:
@@ -311,6 +331,21 @@ class State:
                     nv = fn(v)
                     if nv is not v:
                         fr.stack[k] = nv
+
+    def forget_lone_links(self) -> None:
+        """clear_singular_ids(): a link no other copy shares says nothing; dropped before the state
+        is kept for pruning, so that a later state need not share it."""
+        counts: dict[int, int] = {}
+        for fr in self.frames:
+            for r in fr.regs:
+                if r.link:
+                    counts[r.link] = counts.get(r.link, 0) + 1
+            for v in fr.stack.values():
+                if type(v) is Reg and v.link:
+                    counts[v.link] = counts.get(v.link, 0) + 1
+        if counts and 1 in counts.values():
+            lone = {link for link, n in counts.items() if n == 1}
+            self.map_values(lambda v: replace(v, link=0, link_off=0, link_add=0) if v.link in lone else v)
 
     def values(self):
         for fr in self.frames:

@@ -472,6 +472,7 @@ class Interpreter:
             widen(seen[-1].state, st, to_unknown=n > MAX_JOINS)
         # keep the most recent states: in a loop they are the ones later paths of the same
         # iteration can be pruned against
+        st.forget_lone_links()
         st.checkpoint = Explored(st.copy(), st.checkpoint, self.checkpoints)
         self.checkpoints += 1
         seen.append(st.checkpoint)
@@ -623,6 +624,48 @@ class Interpreter:
             if broken:
                 self._fail(finding(C.LD_ABS_RESTRICTED, insn.idx, related=related, variant=variant))
 
+    def _linked(self, st: State, r: int) -> Reg:
+        """Register `r`'s number, given a link if it has none, so that a copy made now shares it."""
+        reg = st.cur.regs[r]
+        if not reg.link:
+            reg = st.cur.regs[r] = replace(reg, link=self._new_id(), link_off=0)
+        return reg
+
+    def _sync_links(self, st: State, known: Reg) -> None:
+        """sync_linked_regs(): a comparison bounded `known`; every other copy of its value is
+        bounded alike (moved by the difference of their offsets, in 32 bits where a 32-bit add
+        made either), and its bounds now come from `known` too (precision: a decision on a copy
+        needs the compared value)."""
+        link = known.link
+        for fr in st.frames:
+            regs = fr.regs
+            for i, v in enumerate(regs):
+                if v.link == link and v is not known:
+                    regs[i] = self._synced(v, known)
+            stack = fr.stack
+            for k, v in stack.items():
+                if type(v) is Reg and v.link == link and v is not known:
+                    stack[k] = self._synced(v, known)
+
+    def _synced(self, v: Reg, known: Reg) -> Reg:
+        """Copy `v` of the value a comparison bounded `known` to."""
+        off = known.link_off
+        if v.type != SCALAR or v.tomb is not None:
+            return v
+        if v.link_off == off and v.link_add == known.link_add or not (v.link_add or known.link_add):
+            new = known
+        elif v.link_add == 32 or known.link_add == 32 and not v.link_add:
+            new = alu_scalar(isa.ADD, known, scalar_const(v.link_off - off), False)
+        elif known.link_add == 32:
+            return v     # a 64-bit offset from a value another copy holds cut to 32 bits: left alone
+        else:
+            new = alu_scalar(isa.ADD, replace(known, lo32=None), scalar_const(v.link_off - off), True)
+        if (new.umin, new.umax, new.smin, new.smax) == (v.umin, v.umax, v.smin, v.smax):
+            return v     # nothing new for this copy: it keeps its own precision node
+        dep = None if v.dep is None and known.dep is None else self._node(v, known)
+        return replace(new, link=v.link, link_off=v.link_off, link_add=v.link_add, dep=dep, tomb=None,
+                       load_time=v.load_time or known.load_time, vague=v.vague or known.vague)
+
     def _read(self, st: State, r: int, idx: int) -> Reg:
         reg = st.cur.regs[r]
         if reg.type == NOT_INIT:
@@ -644,9 +687,17 @@ class Interpreter:
             regs[insn.dst] = Reg(ARENA) if insn.imm == 1 else UNKNOWN
             return
         if op == isa.MOV:
+            if insn.uses_reg_src and insn.off == 0 and src.type == SCALAR and not src.is_const and \
+                    (wide or src.umax <= U32):
+                # a copy shares the value's link, a 32-bit one while the value fits in 32 bits
+                # (assign_scalar_id_before_mov())
+                src = self._linked(st, insn.src)
             if insn.off in (8, 16, 32) or not wide:
-                regs[insn.dst] = alu_scalar(op, scalar_const(0), src, wide, insn.off).with_dep(
-                    self._node(src), src.load_time, src.vague) if src.type == SCALAR else UNKNOWN
+                value = alu_scalar(op, scalar_const(0), src, wide, insn.off)
+                if value.link and (insn.off or value is not src):
+                    value = replace(value, link=0, link_off=0, link_add=0)     # a sign extension is another value
+                regs[insn.dst] = value.with_dep(self._node(src), src.load_time, src.vague) \
+                    if src.type == SCALAR else UNKNOWN
             else:
                 # a copy or a constant is a new value (precision.py); a pointer stays itself
                 regs[insn.dst] = src.with_dep(self._node(src)) if src.type == SCALAR and (
@@ -666,6 +717,12 @@ class Interpreter:
             if result.type == SCALAR:
                 result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time,
                                          dst.vague or src.vague or result.vague or _widened(result, dst, src, wide))
+                off = _link_offset(op, dst, src, wide)
+                if off is not None:
+                    # adjust_reg_min_max_vals(): `rX += c` (or -= c, once) keeps the link, c apart
+                    result = replace(result, link=dst.link, link_off=off, link_add=64 if wide else 32)
+                elif result.link:
+                    result = replace(result, link=0, link_off=0, link_add=0)
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
@@ -799,6 +856,9 @@ class Interpreter:
         else:
             value = scalar_const(insn.imm).with_dep(self._node())
         if base.type == STACK:
+            if insn.cls == Cls.STX and insn.size == 8 and off % 8 == 0 and not base.var_off and \
+                    value.type == SCALAR and not value.is_const and value.tomb is None:
+                value = self._linked(st, insn.src)     # a spill is a copy that shares the link
             self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
             self._var_off_map_access(insn, base, insn.size)
@@ -930,6 +990,8 @@ class Interpreter:
             # bytes after it keep only their zeros). One that says nothing its size does not (any
             # u32 in a u32) stays bytes nobody knows, which is what a load would make of it.
             rest = KnownBytes(tuple(0 if i >= size and b == 0 else None for i, b in enumerate(old.known)))
+            if value.link:
+                value = replace(value, link=0, link_off=0, link_add=0)     # nor is a narrow spill
             fr.stack[slot] = NarrowSpill(value.with_dep(self._node(value)) if value.dep is not None else value,
                                          size, rest)
             return
@@ -1262,18 +1324,14 @@ class Interpreter:
 
     def _set_refined(self, st: State, insn: Insn, dst: Reg, src: Reg) -> None:
         regs = st.cur.regs
-        # refine only the compared registers (sound); keep why a dead pointer died
-        if regs[insn.dst].tomb is not None:
-            dst = replace(dst, tomb=regs[insn.dst].tomb)
-        if dst.dep is not regs[insn.dst].dep:
-            dst = dst.with_dep(regs[insn.dst].dep)     # the same value, known better
-        regs[insn.dst] = dst
+        # the compared registers, then the other copies of their values (sync_linked_regs())
+        dst = regs[insn.dst] = _refined(dst, regs[insn.dst])
+        if dst.link:
+            self._sync_links(st, dst)
         if insn.uses_reg_src:
-            if regs[insn.src].tomb is not None:
-                src = replace(src, tomb=regs[insn.src].tomb)
-            if src.dep is not regs[insn.src].dep:
-                src = src.with_dep(regs[insn.src].dep)
-            regs[insn.src] = src
+            src = regs[insn.src] = _refined(src, regs[insn.src])
+            if src.link and src.link != dst.link:
+                self._sync_links(st, src)
 
     def _mark_null_check(self, st: State, ptr: Reg, is_null: bool) -> None:
         """Refine every copy of a maybe-NULL pointer (same id) after a NULL check."""
@@ -1688,6 +1746,31 @@ def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
     new = ptr.off + (1 if right_open else 0)
     st.map_values(lambda v: replace(v, mem_size=new) if v.type == PACKET and not v.var_off and
                   v.type_name != "data_meta" and v.mem_size < new else v)
+
+
+def _link_offset(op: int, dst: Reg, src: Reg, wide: bool) -> int | None:
+    """The offset `dst op= src` leaves a linked copy at, or None where the link breaks: only a
+    first add or subtract of a constant that fits in 32 bits, and a 32-bit one only on a value
+    that fits in 32 bits (adjust_reg_min_max_vals())."""
+    if op not in (isa.ADD, isa.SUB) or not dst.link or dst.link_add or not src.is_const:
+        return None
+    val = src.const if wide else src.const & U32
+    if wide and not -(1 << 31) <= to_signed(val) < 1 << 31 or not wide and dst.umax > U32:
+        return None
+    off = val & U32
+    off = off - (1 << 32) if off >> 31 else off
+    if op == isa.SUB:
+        if off == -(1 << 31):
+            return None
+        off = -off
+    return off
+
+
+def _refined(new: Reg, was: Reg) -> Reg:
+    """`was` with the bounds a comparison left it (`new`)."""
+    if new is was or new.type != SCALAR:
+        return was if new is was else new
+    return new.known_better(was)
 
 
 def _widened(result: Reg, dst: Reg, src: Reg, wide: bool) -> str:

@@ -64,7 +64,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
         oregs, cregs = fo.regs, fc.regs
         for r in live:
             o, c = oregs[r], cregs[r]
-            if o is c and not o.id and not o.ref_obj_id:
+            if o is c and not o.id and not o.ref_obj_id and not o.link:
                 continue     # the very value both paths inherited (ids must still map consistently)
             if _reg_differs(o, c, r in precise, r in sure, idmap, marks, seq):
                 if witness is not None:
@@ -74,7 +74,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
         cstack = fc.stack
         for slot, ov in fo.stack.items():
             cv = cstack.get(slot)
-            if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
+            if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id and not ov.link)):
                 continue
             if _slot_differs(ov, cv, every or slot in slots, every_precise or slot in precise,
                              base is not None and not every_sure and slot not in sure, idmap, marks, seq):
@@ -162,12 +162,12 @@ def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, r
         if key not in live:
             return False
         o, c = fo.regs[key], fc.regs[key]
-        return not (o is c and not o.id and not o.ref_obj_id) and \
+        return not (o is c and not o.id and not o.ref_obj_id and not o.link) and \
             _reg_differs(o, c, key in precise, key in sure, {}, None, seq)
     ov, cv = fo.stack.get(key), fc.stack.get(key)
     if ov is None:
         return _holds_object(cv)
-    if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
+    if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id and not ov.link)):
         return False
     every_sure = ANY_SLOT in sure
     return _slot_differs(ov, cv, ANY_SLOT in slots or key in slots, ANY_SLOT in precise or key in precise,
@@ -250,6 +250,15 @@ def _map_id(kind: str, old_id: int, cur_id: int, idmap: dict) -> bool:
     return True
 
 
+def _map_link(o: Reg, c: Reg, idmap: dict) -> bool:
+    """check_scalar_ids(): copies of one value in `old` (a comparison on one bounded all) are
+    copies of one value now, at the same offsets. A value `old` did not link may be linked now:
+    `old` explored it knowing less."""
+    if not c.link or (o.link_add, o.link_off) != (c.link_add, c.link_off):
+        return False
+    return idmap.setdefault(("link", o.link), c.link) == c.link
+
+
 def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
     if o.type == NOT_INIT:
         return True
@@ -265,6 +274,8 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
         if (o.load_time and not c.load_time) or (o.vague and not c.vague):
             return False     # checks skipped for the old value would apply to the current one
         if not (o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax):
+            return False
+        if o.link and not _map_link(o, c, idmap):
             return False
         if o.lo32 is not None or c.lo32 is not None:    # what a 32-bit comparison left of the low half
             lo, lc = low32(o), low32(c)
@@ -342,6 +353,7 @@ def _widen_scalar(o: Reg, c: Reg, to_unknown: bool) -> Reg | None:
     vague = c.vague or o.vague or "a number an iterator loop carries, which bpf-lsp widened"
     if to_unknown:
         return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time,
-                       vague=vague, lo32=None)
+                       vague=vague, lo32=None, link=0, link_off=0, link_add=0)
     return replace(c, umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
-                   smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time, vague=vague, lo32=None)
+                   smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time, vague=vague, lo32=None,
+                   link=0, link_off=0, link_add=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..frontend import isa
 from dataclasses import replace
 
-from .domain import S64_MAX, S64_MIN, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
+from .domain import S64_MAX, S64_MIN, SCALAR, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
 
 U32 = (1 << 32) - 1
 SIGNED_JUMPS = frozenset({isa.JSGT, isa.JSGE, isa.JSLT, isa.JSLE})
@@ -48,9 +48,11 @@ def alu_scalar(op: int, dst: Reg, src: Reg, wide: bool, off: int = 0, imm: int =
             v = src.const & ((1 << bits) - 1)
             v = v - (1 << bits) if v >> (bits - 1) else v
             return scalar_const(v if wide else v & U32)
+        if off in (8, 16, 32) and src.umax >= 1 << (off - 1):
+            return UNKNOWN if wide else scalar_range(0, U32)     # the sign bit may be set
         if not wide:
             return low32(src)
-        return src if off == 0 else UNKNOWN
+        return src
     if not wide:
         dst, src = low32(dst), low32(src)
     if dst.is_const and src.is_const:
@@ -66,7 +68,7 @@ def alu_scalar(op: int, dst: Reg, src: Reg, wide: bool, off: int = 0, imm: int =
         if dst.umax <= 0x7FFFFFFF:
             return scalar_range(dst.umin >> sh, dst.umax >> sh)
         return scalar_range(0, U32)
-    res = _range_op(op, dst, src)
+    res = _range_op(op, dst, src, 64 if wide else 32)
     if not wide:
         if res.umax > U32:
             return scalar_range(0, U32)
@@ -124,18 +126,49 @@ def _const_op(op: int, a: int, b: int, wide: bool, off: int) -> int | None:
     return None
 
 
-def _range_op(op: int, d: Reg, s: Reg) -> Reg:
+def scalar_bounds(umin: int, umax: int, smin: int, smax: int) -> Reg:
+    """A number known by both an unsigned and a signed range, each narrowed by what the other
+    says where it does not cross a sign or wrap boundary (the kernel's reg_bounds_sync())."""
+    if smin >= 0:
+        umin, umax = max(umin, smin), min(umax, smax)
+    elif smax < 0:
+        umin, umax = max(umin, smin + (1 << 64)), min(umax, smax + (1 << 64))
+    if umax <= S64_MAX:
+        smin, smax = max(smin, umin), min(smax, umax)
+    elif umin > S64_MAX:
+        smin, smax = max(smin, umin - (1 << 64)), min(smax, umax - (1 << 64))
+    if umin > umax or smin > smax:
+        return UNKNOWN      # no value: a path the comparisons contradict; say nothing
+    return Reg(SCALAR, umin=umin, umax=umax, smin=smin, smax=smax)
+
+
+def _add_sub(op: int, d: Reg, s: Reg, bits: int) -> Reg:
+    """`d + s` or `d - s` on `bits`-bit numbers: a range whose ends both wrap (adding -32 is
+    adding 2**64 - 32) wraps whole; the signed ranges add as they are
+    (scalar_min_max_add()/_sub())."""
+    top = 1 << bits
     if op == isa.ADD:
-        if d.umax + s.umax <= U64:
-            return scalar_range(d.umin + s.umin, d.umax + s.umax)
-        return UNKNOWN
-    if op == isa.SUB:
-        if d.umin >= s.umax:
-            return scalar_range(d.umin - s.umax, d.umax - s.umin)
-        lo, hi = d.smin - s.smax, d.smax - s.smin
-        if S64_MIN <= lo and hi <= S64_MAX:
-            return scalar_signed(lo, hi)
-        return UNKNOWN
+        lo, hi = d.umin + s.umin, d.umax + s.umax
+    else:
+        lo, hi = d.umin - s.umax, d.umax - s.umin
+    if lo >= top and hi >= top or lo < 0 and hi < 0:
+        lo, hi = lo % top, hi % top
+    elif lo < 0 or hi >= top:
+        lo, hi = 0, top - 1
+    if bits == 32:
+        return scalar_range(lo, hi)
+    if op == isa.ADD:
+        slo, shi = d.smin + s.smin, d.smax + s.smax
+    else:
+        slo, shi = d.smin - s.smax, d.smax - s.smin
+    if slo < S64_MIN or shi > S64_MAX:
+        slo, shi = S64_MIN, S64_MAX
+    return scalar_bounds(lo, hi, slo, shi)
+
+
+def _range_op(op: int, d: Reg, s: Reg, bits: int = 64) -> Reg:
+    if op in (isa.ADD, isa.SUB):
+        return _add_sub(op, d, s, bits)
     if op == isa.AND:
         # a constant mask keeps only its bits below the other side's highest (`(x >> 3) & ~7` on
         # x < 512 is at most 56), as the kernel's tnum does
@@ -259,16 +292,16 @@ def _clip(r: Reg, umin: int, umax: int) -> Reg:
         return r
     if r.umin == lo and r.umax == hi:
         return r
-    return scalar_range(lo, hi) if hi <= S64_MAX or lo > 0 else Reg(r.type, umin=lo, umax=hi)
+    return scalar_bounds(lo, hi, r.smin, r.smax)     # what the signed range knew still holds
 
 
 def _clip_signed(r: Reg, smin: int, smax: int) -> Reg:
     lo, hi = max(r.smin, smin), min(r.smax, smax)
     if lo > hi:
         return r
-    if lo >= 0:
-        return _clip(r, lo, hi)
-    return scalar_signed(lo, hi)
+    if r.smin == lo and r.smax == hi:
+        return r
+    return scalar_bounds(r.umin, r.umax, lo, hi)
 
 
 def refine_branch(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg, Reg]:
