@@ -741,13 +741,17 @@ _CODES += [
                    ("zero", "R{reg} invalid zero-sized read: u64=[{umin},{umax}]"))),
     Code("map-value-out-of-bounds", "error",
          "invalid access to map value, value_size={value_size} off={off} size={size}",
-         "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
+         "{problem}",
          "A load, a store or a helper's memory argument reaches outside a map value (an index past the end of "
          "an array in the value, a negative offset, a size larger than what is left).",
          "Every access through a map value pointer must lie inside the value, whose size the map's BTF "
-         "gives (check_map_access).",
+         "gives (check_map_access); at a variable offset, for the offset's smallest and largest value "
+         "(check_mem_region_access).",
          "__u64 *v = bpf_map_lookup_elem(&one_u64_map, &key);\nif (v)\n\tv[1] = 0;   /* value_size=8 off=8 */",
-         "Index inside the value (check the index against its array size), or declare a larger value type."),
+         "Index inside the value (check the index against its array size), or declare a larger value type.",
+         variants=(("unbounded", "R{reg} unbounded memory access, make sure to bounds check any such access"),
+                   ("negative", "R{reg} min value is negative, either use unsigned index or do a if (index >=0) check."),
+                   ("math", "math between map_value pointer and register with unbounded min value is not allowed"))),
     Code("packet-out-of-bounds", "error",
          "invalid access to packet, off={off} size={size}, R{reg}(id=0,off={off},r={range})\nR{reg} offset is outside of the packet",
          "this accesses packet bytes {off} to {last}, but a comparison with data_end on this path proves only "
@@ -867,6 +871,17 @@ SIZE_NOT_CONSTANT = "size-not-constant"
 
 # the `{problem}` of a code's message, per variant of the finding (formatted with its args)
 PROBLEMS = {
+    MAP_VALUE_OUT_OF_BOUNDS: {
+        "": "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
+        "max": "at the largest index this path allows, this accesses {size} bytes at offset {off} of a value of "
+               "map '{map}', which is {value_size} bytes long",
+        "unbounded": "the index into a value of map '{map}' has no upper bound here; check it against the "
+                     "array's size first",
+        "negative": "the index into a value of map '{map}' may be negative here; use an unsigned index or "
+                    "check that it is not negative",
+        "math": "the number added to a pointer into a value of map '{map}' has no lower bound here (a signed "
+                "index checked only from above)",
+    },
     SIZE_OUT_OF_RANGE: {
         "": "has no upper bound here (it may be as large as {umax})",
         "negative": "may be negative here (as low as {smin})",

@@ -260,24 +260,46 @@ def test_a_size_the_model_does_not_know_is_never_out_of_range(analyzer, tmp_path
     assert got["random_size"][0] == "reject" and ("size-out-of-range", "error") in got["random_size"][1]
 
 
-
-def test_a_size_bounded_by_a_load_time_global_is_not_range_checked(analyzer, tmp_path):
-    # `if (len > max_len)`: the kernel knows the value user space set, we do not; what the
-    # comparison leaves of `len` decides nothing, not even a warning
+def test_an_index_the_model_does_not_know_is_never_out_of_bounds(analyzer, tmp_path):
+    # check_mem_region_access() wants an index into a map value bounded; one returned by a
+    # function of another file, or read from a load-time global, may be bounded for the kernel
     src = HEADER + textwrap.dedent("""
-        const volatile __u32 max_len = 64;
+        struct slots { __u64 slot[8]; };
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+                 __type(value, struct slots); } table SEC(".maps");
+        extern __u32 pick_slot(void);   /* defined in another file */
+        const volatile __u32 fixed_slot = 3;
+
+        static __always_inline struct slots *lookup(void)
+        {
+            __u32 key = 0;
+            return bpf_map_lookup_elem(&table, &key);
+        }
 
         SEC("tp/syscalls/sys_enter_kill")
-        int load_time_bound(void *ctx)
+        int other_file_index(void *ctx)
         {
-            char buf[64];
-            __u32 len = bpf_get_prandom_u32();
+            struct slots *s = lookup();
+            __u32 i = pick_slot();
+            return s ? s->slot[i] : 0;
+        }
 
-            if (len > max_len)
-                return 0;
-            bpf_probe_read_kernel(buf, len, (void *)bpf_get_current_task());
-            return buf[0];
+        SEC("tp/syscalls/sys_enter_kill")
+        int load_time_index(void *ctx)
+        {
+            struct slots *s = lookup();
+            return s ? s->slot[fixed_slot] : 0;
+        }
+
+        SEC("tp/syscalls/sys_enter_kill")
+        int random_index(void *ctx)
+        {
+            struct slots *s = lookup();
+            __u32 i = bpf_get_prandom_u32();
+            return s ? s->slot[i] : 0;
         }
         """)
-    got = verdicts(analyze_text(analyzer, tmp_path / "load_time_bound.bpf.c", src))
-    assert all(c != "size-out-of-range" for c, _sev in got["load_time_bound"][1]), got["load_time_bound"]
+    got = verdicts(analyze_text(analyzer, tmp_path / "indexes.bpf.c", src))
+    assert all(sev != "error" for _c, sev in got["other_file_index"][1]), got["other_file_index"]
+    assert all(sev != "error" for _c, sev in got["load_time_index"][1]), got["load_time_index"]
+    assert got["random_index"][0] == "reject" and ("map-value-out-of-bounds", "error") in got["random_index"][1]

@@ -745,10 +745,17 @@ class Interpreter:
         if delta.is_const:
             d = to_signed(delta.const)
             return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
+        if ptr.type == MAP_VALUE and delta.smin <= S64_MIN and not (delta.vague or delta.load_time) and \
+                ptr.map is not None and ptr.map.kind == "map":
+            # check_reg_sane_offset(): a number with no lower bound moves no pointer
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="math", off=ptr.off, size=0,
+                               value_size=ptr.map.value_size, map=ptr.map.name, reg=insn.dst))
         lo, hi = (-delta.smax, -delta.smin) if negate else (delta.smin, delta.smax)
-        # a packet pointer moved by a number starts with nothing proven (a new id, range 0)
+        # a packet pointer moved by a number starts with nothing proven (a new id, range 0); one
+        # moved by a number the model does not follow exactly is not bounds-checked
         return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi,
-                       mem_size=0 if ptr.type == PACKET else ptr.mem_size)
+                       mem_size=0 if ptr.type == PACKET else ptr.mem_size,
+                       vague=ptr.vague or delta.vague or delta.load_time or ("" if not negate else "a subtracted number"))
 
     # -- memory
     def _mem_base(self, insn: Insn, st: State, r: int, write: bool) -> Reg | None:
@@ -1132,6 +1139,7 @@ class Interpreter:
             self._fail(finding(C.KERNEL_STORE, insn.idx, struct=base.type_name, off=off))
 
     def _var_off_map_access(self, insn: Insn, base: Reg, size: int) -> None:
+        self._var_off_map_bounds(insn, base, size)
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid or not rec.kptrs:
             return
@@ -1141,6 +1149,24 @@ class Interpreter:
         if any(k.off < hi and lo < k.off + 8 for k in rec.kptrs.values()):
             # the access may land on a kptr (check_map_kptr_access: variable offsets are refused)
             self._fail(finding(C.KPTR_VAR_OFF, insn.idx))
+
+    def _var_off_map_bounds(self, insn: Insn, base: Reg, size: int) -> None:
+        """check_mem_region_access(): at a variable offset, the access lies inside the value for
+        the offset's smallest and largest value. Only where the model follows the offset as the
+        kernel does (not through arithmetic it widens, nor a load-time or unknown number)."""
+        m = base.map
+        if m is None or base.vague or m.kind != "map" or m.value_size <= 0 or self._size_set_at_load(m):
+            return
+        reg = insn.src if insn.cls == Cls.LDX else insn.dst
+        off = base.off + insn.off
+        args = dict(value_size=m.value_size, size=size, map=m.name, reg=reg)
+        if base.vmin < 0 and (base.vmin <= S64_MIN or off + base.vmin < 0):
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="negative", off=off + base.vmin, **args))
+        if base.vmax >= MAX_VAR_SIZE:
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="unbounded", off=off, **args))
+        if off + base.vmin + size > m.value_size or off + base.vmax + size > m.value_size:
+            last = off + base.vmax if off + base.vmin + size <= m.value_size else off + base.vmin
+            self._fail(finding(C.MAP_VALUE_OUT_OF_BOUNDS, insn.idx, variant="max", off=last, **args))
 
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         name = self._load_time_global(base.map, off)
