@@ -27,7 +27,9 @@ def low32(r: Reg) -> Reg:
 
 def _withlow32(r: Reg, view: Reg) -> Reg:
     """`r` after a 32-bit comparison narrowed its low half to `view` (a zero-extended range)."""
-    if r.umax <= U32 or r.is_const:
+    if r.is_const:
+        return r     # a constant's low half is what it is (the comparison could only go one way)
+    if r.umax <= U32:
         return view
     if (view.umin, view.umax) == (0, U32) or view is r:
         return r
@@ -179,12 +181,12 @@ def _range_op(op: int, d: Reg, s: Reg, bits: int = 64) -> Reg:
         return scalar_range(0, hi)
     if op == isa.MOD and s.is_const and s.const:
         return scalar_range(0, min(d.umax, s.const - 1))
-    if op == isa.LSH and s.is_const and d.umax << (s.const & 63) <= U64:
-        sh = s.const & 63
-        return scalar_range(d.umin << sh, d.umax << sh)
+    if op in (isa.LSH, isa.RSH) and s.is_const and s.const >= bits:
+        return UNKNOWN      # a shift by the width or more: the kernel knows nothing of the result
+    if op == isa.LSH and s.is_const and d.umax << s.const <= U64:
+        return scalar_range(d.umin << s.const, d.umax << s.const)
     if op == isa.RSH and s.is_const:
-        sh = s.const & 63
-        return scalar_range(d.umin >> sh, d.umax >> sh)
+        return scalar_range(d.umin >> s.const, d.umax >> s.const)
     if op == isa.DIV and s.is_const and s.const:
         return scalar_range(d.umin // s.const, d.umax // s.const)
     if op == isa.MUL and d.umax * s.umax <= U64:
