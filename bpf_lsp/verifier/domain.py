@@ -341,11 +341,17 @@ class State:
                 if r.link:
                     counts[r.link] = counts.get(r.link, 0) + 1
             for v in fr.stack.values():
+                if type(v) is NarrowSpill:
+                    v = v.reg
                 if type(v) is Reg and v.link:
                     counts[v.link] = counts.get(v.link, 0) + 1
         if counts and 1 in counts.values():
             lone = {link for link, n in counts.items() if n == 1}
             self.map_values(lambda v: replace(v, link=0, link_off=0, link_add=0) if v.link in lone else v)
+            for fr in self.frames:
+                for k, v in fr.stack.items():
+                    if type(v) is NarrowSpill and v.reg.link in lone:
+                        fr.stack[k] = replace(v, reg=replace(v.reg, link=0, link_off=0, link_add=0))
 
     def values(self):
         for fr in self.frames:

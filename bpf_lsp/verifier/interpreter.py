@@ -80,6 +80,12 @@ CTX_POINTERS: dict[str, dict[int, tuple[str, bool, str]]] = {
 }
 # check_map_prog_compatibility(): these may not use maps holding a list head or rbtree root
 TRACING_PROG_TYPES = {"kprobe", "tracepoint", "perf_event", "raw_tracepoint", "raw_tracepoint_writable"}
+# check_return_code(): program types whose return value the kernel checks (a range); for the others a
+# privileged program may return anything, a pointer too (only an unprivileged one "leaks addr")
+RANGE_CHECKED_RETURNS = frozenset({"cgroup_sock_addr", "cgroup_skb", "cgroup_sock", "sock_ops", "cgroup_device",
+                                   "cgroup_sysctl", "cgroup_sockopt", "sk_lookup", "netfilter", "lsm"})
+RANGE_CHECKED_TRACING = ("fentry/", "fentry.s/", "fexit/", "fexit.s/", "iter/", "iter.s/")
+
 SLEEPABLE_SECTIONS = ("fentry.s/", "fexit.s/", "fmod_ret.s/", "lsm.s/", "iter.s/", "uprobe.s", "uretprobe.s",
                       "struct_ops.s/", "syscall")
 # ordered comparisons: a branch of one on a load-time global is a bounds check
@@ -646,6 +652,8 @@ class Interpreter:
             for k, v in stack.items():
                 if type(v) is Reg and v.link == link and v is not known:
                     stack[k] = self._synced(v, known)
+                elif type(v) is NarrowSpill and v.reg.link == link:
+                    stack[k] = replace(v, reg=self._synced(v.reg, known))
 
     def _synced(self, v: Reg, known: Reg) -> Reg:
         """Copy `v` of the value a comparison bounded `known` to."""
@@ -863,9 +871,12 @@ class Interpreter:
         else:
             value = scalar_const(insn.imm).with_dep(self._node())
         if base.type == STACK:
-            if insn.cls == Cls.STX and insn.size == 8 and off % 8 == 0 and not base.var_off and \
-                    value.type == SCALAR and not value.is_const and value.tomb is None:
-                value = self._linked(st, insn.src)     # a spill is a copy that shares the link
+            if insn.cls == Cls.STX and off % 8 == 0 and not base.var_off and value.type == SCALAR and \
+                    not value.is_const and value.tomb is None and (insn.size == 8 or 0 <= value.smin and
+                                                                   value.umax >> (8 * insn.size) == 0):
+                # a spill is a copy that shares the link, a narrow one if the value fits
+                # (check_stack_write_fixed_off())
+                value = self._linked(st, insn.src)
             self._stack_write(st, base, off, insn.size, value, insn.idx)
         elif base.type == MAP_VALUE and base.var_off:
             self._var_off_map_access(insn, base, insn.size)
@@ -997,8 +1008,6 @@ class Interpreter:
             # bytes after it keep only their zeros). One that says nothing its size does not (any
             # u32 in a u32) stays bytes nobody knows, which is what a load would make of it.
             rest = KnownBytes(tuple(0 if i >= size and b == 0 else None for i, b in enumerate(old.known)))
-            if value.link:
-                value = replace(value, link=0, link_off=0, link_add=0)     # nor is a narrow spill
             fr.stack[slot] = NarrowSpill(value.with_dep(self._node(value)) if value.dep is not None else value,
                                          size, rest)
             return
@@ -1435,7 +1444,7 @@ class Interpreter:
             self._report(finding(C.UNINITIALIZED_REGISTER, insn.idx, reg=0))
         elif r0.type == ANYTHING:
             self._gap(insn.idx, r0)
-        elif r0.type != SCALAR and self.prog.prog_type != "struct_ops":
+        elif r0.type != SCALAR and _return_value_checked(self.prog):
             self._report(finding(C.INVALID_RETURN, insn.idx, type=r0.type_str()))
 
     def _struct_ops_return(self, insn: Insn, st: State, r0: Reg, want: str) -> None:
@@ -1772,6 +1781,13 @@ def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
     new = ptr.off + (1 if right_open else 0)
     st.map_values(lambda v: replace(v, mem_size=new) if v.type == PACKET and not v.var_off and
                   v.type_name != "data_meta" and v.mem_size < new else v)
+
+
+def _return_value_checked(prog: Program) -> bool:
+    """Whether the kernel requires a number in R0 at this program's exit."""
+    if prog.prog_type == "tracing":
+        return prog.section.lstrip("?").startswith(RANGE_CHECKED_TRACING)
+    return prog.prog_type in RANGE_CHECKED_RETURNS
 
 
 def _link_offset(op: int, dst: Reg, src: Reg, wide: bool) -> int | None:

@@ -74,7 +74,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
         cstack = fc.stack
         for slot, ov in fo.stack.items():
             cv = cstack.get(slot)
-            if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id and not ov.link)):
+            if ov is cv and not _linked_slot(ov) and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
                 continue
             if _slot_differs(ov, cv, every or slot in slots, every_precise or slot in precise,
                              base is not None and not every_sure and slot not in sure, idmap, marks, seq):
@@ -140,6 +140,12 @@ def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, 
     return ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes))
 
 
+def _linked_slot(v) -> bool:
+    """A slot holding a linked copy: the very value both states inherited must still have its
+    link mapped like the others."""
+    return bool(v.link if isinstance(v, Reg) else v.reg.link if isinstance(v, NarrowSpill) else 0)
+
+
 def _holds_object(v) -> bool:
     """A slot value that holds a reference or a non-owning pointer: a state without it cannot
     stand in for one with it."""
@@ -167,7 +173,7 @@ def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, r
     ov, cv = fo.stack.get(key), fc.stack.get(key)
     if ov is None:
         return _holds_object(cv)
-    if ov is cv and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id and not ov.link)):
+    if ov is cv and not _linked_slot(ov) and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
         return False
     every_sure = ANY_SLOT in sure
     return _slot_differs(ov, cv, ANY_SLOT in slots or key in slots, ANY_SLOT in precise or key in precise,

@@ -22,6 +22,8 @@ def low32(r: Reg) -> Reg:
         return r
     if r.lo32 is not None:
         return scalar_range(*r.lo32)
+    if r.umin >> 32 == r.umax >> 32:
+        return scalar_range(r.umin & U32, r.umax & U32)     # one upper half: the low halves are in order
     return scalar_range(0, U32)
 
 
