@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 PACKAGE = "linux-source-6.12"
-STAMP_VERSION = 1
+STAMP_VERSION = 2
 FILES = """
 cgrp_kfunc_failure.c cgrp_kfunc_success.c cpumask_failure.c cpumask_success.c exceptions_fail.c
 linked_list.c linked_list_fail.c local_kptr_stash.c local_kptr_stash_fail.c map_kptr_fail.c
@@ -40,7 +40,9 @@ nested_trust_failure.c verifier_spin_lock.c test_spin_lock.c verifier_ringbuf.c 
 test_ringbuf_multi.c test_ringbuf_write.c test_ringbuf_map_key.c dynptr_fail.c dynptr_success.c
 user_ringbuf_fail.c test_kfunc_dynptr_param.c kptr_xchg_inline.c percpu_alloc_cgrp_local_storage.c
 cgrp_ls_sleepable.c iters.c iters_state_safety.c iters_task_failure.c iters_task_vma.c iters_css.c
-verifier_bits_iter.c
+verifier_bits_iter.c verifier_bounds.c verifier_bounds_deduction.c verifier_bounds_deduction_non_const.c
+verifier_bounds_mix_sign_unsign.c verifier_linked_scalars.c verifier_movsx.c verifier_reg_equal.c
+verifier_scalar_ids.c verifier_spill_fill.c verifier_subreg.c verifier_var_off.c verifier_sdiv.c
 """.split()
 LIBBPF_HEADERS = ("bpf_helpers.h", "bpf_tracing.h", "bpf_core_read.h", "bpf_endian.h", "usdt.bpf.h")
 TREE_PARTS = ("tools/testing/selftests/bpf", "tools/lib/bpf", "tools/include", "include/uapi",
