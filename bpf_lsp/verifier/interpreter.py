@@ -28,7 +28,7 @@ from .liveness import ANY_SLOT, FOREIGN, Relevance, stack_cells
 from . import struct_ops as SO
 from .btf_safety import RCU_PROTECTED_KPTRS, member_overrun, walked_pointer
 from .records import RecordBuilder
-from .scalars import U32, alu_scalar, branch_outcome, refine_branch
+from .scalars import U32, alu_scalar, branch_outcome, low32, refine_branch
 from . import calls
 from .calls import CALLER_SAVED, CallChecker, StopPath
 from . import dynptr, exceptions
@@ -966,7 +966,10 @@ class Interpreter:
             # check_stack_read_fixed_off(): a narrow fill at the spill's start copies the register,
             # cut to the load's size
             top = (1 << (8 * size)) - 1
-            return spilled if 0 <= spilled.smin and spilled.umax <= top else scalar_range(0, top).with_dep(spilled.dep)
+            if 0 <= spilled.smin and spilled.umax <= top:
+                return spilled
+            cut = low32(spilled) if size == 4 else scalar_range(0, top)     # a u32 fill reads the low half
+            return cut.with_dep(spilled.dep)
         if isinstance(slot, NarrowSpill):
             known = slot.rest.read(off % 8, size) if off % 8 >= slot.size else None
             return UNKNOWN if known is None else scalar_const(known).with_dep(slot.dep)

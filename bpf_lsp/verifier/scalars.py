@@ -185,8 +185,10 @@ def _range_op(op: int, d: Reg, s: Reg, bits: int = 64) -> Reg:
         return scalar_range(0, min(d.umax, s.const - 1))
     if op in (isa.LSH, isa.RSH) and s.is_const and s.const >= bits:
         return UNKNOWN      # a shift by the width or more: the kernel knows nothing of the result
-    if op == isa.LSH and s.is_const and d.umax << s.const <= U64:
-        return scalar_range(d.umin << s.const, d.umax << s.const)
+    if op == isa.LSH and s.is_const:
+        r = scalar_range(d.umin << s.const, d.umax << s.const) if d.umax << s.const <= U64 else UNKNOWN
+        # shifted past the low half, which is now all zeros (the kernel's tnum knows it)
+        return replace(r, lo32=(0, 0)) if s.const >= 32 and bits == 64 and not r.is_const else r
     if op == isa.RSH and s.is_const:
         return scalar_range(d.umin >> s.const, d.umax >> s.const)
     if op == isa.DIV and s.is_const and s.const:
