@@ -20,6 +20,8 @@ JUMPS = (isa.JGT, isa.JGE, isa.JLT, isa.JLE, isa.JSGT, isa.JSGE, isa.JSLT, isa.J
 
 def _contains(r, v: int) -> bool:
     v &= U64
+    if r.s32 is not None and not r.s32[0] <= (v & U32) - ((v & (1 << 31)) << 1) <= r.s32[1]:
+        return False
     return r.umin <= v <= r.umax and r.smin <= to_signed(v) <= r.smax
 
 

@@ -95,6 +95,8 @@ class Reg:
                                     # (its bounds may be known to the kernel, not to us)
     lo32: tuple | None = None       # SCALAR wider than 32 bits: (umin, umax) of its low half, as a
                                     # 32-bit comparison left them (the kernel's u32 bounds)
+    s32: tuple | None = None        # SCALAR: the signed range of its low 32 bits where that crosses 0,
+                                    # which one unsigned range cannot say (the kernel's s32 bounds)
     # SCALAR: copies of one value share a link (the kernel's scalar id): a comparison that bounds
     # one bounds them all (sync_linked_regs()). `link_off`: this copy is the value plus it, added
     # once by a `link_add`-bit add or subtract (`r2 = r1; r2 += 4`: BPF_ADD_CONST64; 32: the sum

@@ -7,7 +7,7 @@ from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, PAC
                      ZERO_SLOT, KnownBytes, NarrowSpill, Reg, State)
 from .liveness import ANY_SLOT, Relevance
 from .precision import needed
-from .scalars import low32
+from .scalars import low32, signed32
 
 CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
@@ -283,6 +283,10 @@ def _reg_subsumes(o: Reg, c: Reg, idmap: dict, precise: bool = True) -> bool:
             return False
         if o.link and not _map_link(o, c, idmap):
             return False
+        if o.s32 is not None:     # a 32-bit signed range across 0
+            (olo, ohi), (clo, chi) = signed32(low32(o)), signed32(low32(c))
+            if not (olo <= clo and chi <= ohi):
+                return False
         if o.lo32 is not None or c.lo32 is not None:    # what a 32-bit comparison left of the low half
             lo, lc = low32(o), low32(c)
             return lo.umin <= lc.umin and lc.umax <= lo.umax
@@ -359,7 +363,7 @@ def _widen_scalar(o: Reg, c: Reg, to_unknown: bool) -> Reg | None:
     vague = c.vague or o.vague or "a number an iterator loop carries, which bpf-lsp widened"
     if to_unknown:
         return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time,
-                       vague=vague, lo32=None, link=0, link_off=0, link_add=0)
+                       vague=vague, lo32=None, s32=None, link=0, link_off=0, link_add=0)
     return replace(c, umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
                    smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time, vague=vague, lo32=None,
-                   link=0, link_off=0, link_add=0)
+                   s32=None, link=0, link_off=0, link_add=0)

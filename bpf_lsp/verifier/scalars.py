@@ -21,21 +21,27 @@ def low32(r: Reg) -> Reg:
     if r.umax <= U32:
         return r
     if r.lo32 is not None:
-        return scalar_range(*r.lo32)
-    if r.umin >> 32 == r.umax >> 32:
-        return scalar_range(r.umin & U32, r.umax & U32)     # one upper half: the low halves are in order
-    return scalar_range(0, U32)
+        view = scalar_range(*r.lo32)
+    elif r.umin >> 32 == r.umax >> 32:
+        view = scalar_range(r.umin & U32, r.umax & U32)     # one upper half: the low halves are in order
+    else:
+        view = scalar_range(0, U32)
+    return replace(view, s32=r.s32) if r.s32 is not None else view
 
 
 def _withlow32(r: Reg, view: Reg) -> Reg:
-    """`r` after a 32-bit comparison narrowed its low half to `view` (a zero-extended range)."""
+    """`r` after a 32-bit comparison narrowed its low half to `view` (a zero-extended range,
+    maybe with its signed range across 0)."""
     if r.is_const:
         return r     # a constant's low half is what it is (the comparison could only go one way)
     if r.umax <= U32:
         return view
-    if (view.umin, view.umax) == (0, U32) or view is r:
+    if view is r:
         return r
-    return replace(r, lo32=(view.umin, view.umax))
+    lo32 = None if (view.umin, view.umax) == (0, U32) else (view.umin, view.umax)
+    if lo32 == r.lo32 and view.s32 == r.s32:
+        return r
+    return replace(r, lo32=lo32, s32=view.s32)
 
 
 def _sext32(v: int) -> int:
@@ -208,7 +214,7 @@ def branch_outcome(op: int, d: Reg, s: Reg, wide: bool) -> bool | None:
             return _compare(op, d.const, s.const, 32)
         if op in SIGNED_JUMPS:
             # as 32-bit signed numbers: a range that crosses 0x80000000 is every one
-            (dlo, dhi), (slo, shi) = _s32(d), _s32(s)
+            (dlo, dhi), (slo, shi) = signed32(d), signed32(s)
             return _signed_outcome(op, dlo, dhi, slo, shi)
     if d.is_const and s.is_const:
         return _compare(op, d.const, s.const, 64)
@@ -256,19 +262,21 @@ def _signed_outcome(op: int, dlo: int, dhi: int, slo: int, shi: int) -> bool | N
     return True if dhi <= slo else False if dlo > shi else None    # JSLE
 
 
-def _s32(r: Reg) -> tuple[int, int]:
+def signed32(r: Reg) -> tuple[int, int]:
     """The signed 32-bit range of a register holding a 32-bit value (umax <= U32)."""
     if r.umax <= 0x7FFFFFFF:
         return r.umin, r.umax
     if r.umin >= 0x80000000:
         return r.umin - (1 << 32), r.umax - (1 << 32)
+    if r.s32 is not None:
+        return r.s32
     return -(1 << 31), (1 << 31) - 1
 
 
 def _clip_s32(r: Reg, lo: int, hi: int) -> Reg:
-    """`r` (a 32-bit value) narrowed to the signed 32-bit range [lo, hi], as far as one unsigned
-    range can say it: a range across 0 stays as it was."""
-    rlo, rhi = _s32(r)
+    """`r` (a 32-bit value) narrowed to the signed 32-bit range [lo, hi]: a range across 0 is
+    kept beside the unsigned one (`Reg.s32`)."""
+    rlo, rhi = signed32(r)
     lo, hi = max(lo, rlo), min(hi, rhi)
     if lo > hi:
         return r
@@ -276,7 +284,9 @@ def _clip_s32(r: Reg, lo: int, hi: int) -> Reg:
         return _clip(r, lo, hi)
     if hi < 0:
         return _clip(r, lo + (1 << 32), hi + (1 << 32))
-    return r
+    if (lo, hi) == (rlo, rhi):
+        return r
+    return replace(r, s32=(lo, hi))     # across 0: [0, hi] and [lo, -1] as unsigned, kept as such
 
 
 def _compare(op: int, a: int, b: int, bits: int) -> bool | None:
@@ -351,7 +361,7 @@ def _refine(op: int, d: Reg, s: Reg, wide: bool, taken: bool) -> tuple[Reg, Reg]
         if wide:
             slo, shi, clip, top, bottom = s.smin, s.smax, _clip_signed, S64_MAX, S64_MIN
         else:
-            (slo, shi), clip, top, bottom = _s32(s), _clip_s32, (1 << 31) - 1, -(1 << 31)
+            (slo, shi), clip, top, bottom = signed32(s), _clip_s32, (1 << 31) - 1, -(1 << 31)
         if op == isa.JSGT:
             return clip(d, slo + 1, top), s
         if op == isa.JSGE:
