@@ -143,6 +143,10 @@ class Reg:
             vals[_VAGUE_AT] = vague
         return Reg(*vals)
 
+    def unlinked(self) -> "Reg":
+        """This value, no longer a linked copy of any other."""
+        return replace(self, link=0, link_off=0, link_add=0) if self.link else self
+
     def known_better(self, was: "Reg") -> "Reg":
         """`was` with these bounds (a comparison's result, bounds only): the same value, known
         better, so the rest stays: why a dead pointer died, its precision node, its link, and
@@ -349,11 +353,11 @@ class State:
                     counts[v.link] = counts.get(v.link, 0) + 1
         if counts and 1 in counts.values():
             lone = {link for link, n in counts.items() if n == 1}
-            self.map_values(lambda v: replace(v, link=0, link_off=0, link_add=0) if v.link in lone else v)
+            self.map_values(lambda v: v.unlinked() if v.link in lone else v)
             for fr in self.frames:
                 for k, v in fr.stack.items():
                     if type(v) is NarrowSpill and v.reg.link in lone:
-                        fr.stack[k] = replace(v, reg=replace(v.reg, link=0, link_off=0, link_add=0))
+                        fr.stack[k] = replace(v, reg=v.reg.unlinked())
 
     def values(self):
         for fr in self.frames:

@@ -702,8 +702,8 @@ class Interpreter:
                 src = self._linked(st, insn.src)
             if insn.off in (8, 16, 32) or not wide:
                 value = alu_scalar(op, scalar_const(0), src, wide, insn.off)
-                if value.link and (insn.off or value is not src):
-                    value = replace(value, link=0, link_off=0, link_add=0)     # a sign extension is another value
+                if insn.off or value is not src:
+                    value = value.unlinked()     # a sign extension is another value
                 regs[insn.dst] = value.with_dep(self._node(src), src.load_time, src.vague) \
                     if src.type == SCALAR else UNKNOWN
             else:
@@ -729,8 +729,8 @@ class Interpreter:
                 if off is not None:
                     # adjust_reg_min_max_vals(): `rX += c` (or -= c, once) keeps the link, c apart
                     result = replace(result, link=dst.link, link_off=off, link_add=64 if wide else 32)
-                elif result.link:
-                    result = replace(result, link=0, link_off=0, link_add=0)
+                else:
+                    result = result.unlinked()
             regs[insn.dst] = result
             return
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
