@@ -182,3 +182,68 @@ def test_where_the_last_comparison_failed_is_checked_first_without_changing_any_
     for stale in ([(0, True, 6)], [(0, False, -1)], [(0, True, 7)], [None]):
         assert values_subsume(old, state(scalar_const(1), scalar_range(2, 3), scalar_const(5)), here, EXACT,
                               witness=stale)
+
+
+MAY_GOTO_FIXTURE = FIXTURES / "prune__may_goto_widening.bpf.c"
+
+
+@pytest.fixture(scope="module")
+def may_goto_programs(tmp_path_factory):
+    return _programs(MAY_GOTO_FIXTURE, tmp_path_factory.mktemp("may_goto"))
+
+
+def test_a_may_goto_loop_converges_by_forgetting_what_no_decision_needed(may_goto_programs, monkeypatch):
+    # the kernel: 2088 instructions. The walk keeps the heap index exact (it decides
+    # `next == ind`) and forgets the children; without the widening every path down the tree
+    # is a different state
+    from bpf_lsp.verifier import interpreter, verify_program
+    prog = may_goto_programs["heap_walk"]
+    result = verify_program(prog, budget=100_000)
+    assert not result.incomplete and not result.findings, result.findings
+    assert result.visited < 10_000, result.visited
+    monkeypatch.setattr(interpreter.Interpreter, "_widen_imprecise", lambda self, prev, body: None)
+    assert verify_program(prog, budget=100_000).incomplete
+
+
+def _forgetting_everything(monkeypatch) -> list:
+    """Make the widening forget every loop-carried number (as if our precision marks missed
+    what the kernel's hold); returns the list each walk's (widened, error codes) goes to."""
+    from bpf_lsp.verifier import interpreter, precision
+    monkeypatch.setattr(precision, "decided", lambda value, seq: False)
+    monkeypatch.setattr(precision, "read_since", lambda value, seq: False)
+    walks = []
+    run = interpreter.Interpreter.run
+
+    def spy(self):
+        result = run(self)
+        walks.append((self.widened, sorted({f.code for f in result.findings})))
+        return result
+    monkeypatch.setattr(interpreter.Interpreter, "run", spy)
+    return walks
+
+
+def test_an_error_found_only_after_widening_is_not_reported_if_the_exact_walk_disagrees(may_goto_programs,
+                                                                                          monkeypatch):
+    # a count the kernel keeps precise (the first path leaves the loop and indexes with it)
+    # but a widening forgot: the index is unbounded on the widened walk only
+    from bpf_lsp.verifier import verify_program
+    walks = _forgetting_everything(monkeypatch)
+    result = verify_program(may_goto_programs["count_indexes"], budget=100_000)
+    assert walks == [(True, ["map-value-out-of-bounds"]), (False, [])]
+    assert not result.incomplete and not result.findings, result.findings
+
+
+def test_an_error_the_exact_walk_cannot_confirm_in_its_budget_is_a_warning(may_goto_programs, monkeypatch):
+    from bpf_lsp.diagnostics.render import render
+    from bpf_lsp.diagnostics.sources import ProgramSources, SourceFiles, object_variables
+    from bpf_lsp.verifier import verify_program
+    walks = _forgetting_everything(monkeypatch)
+    prog = may_goto_programs["count_indexes"]
+    result = verify_program(prog, budget=60)
+    assert walks[0] == (True, ["map-value-out-of-bounds"]) and walks[1][0] is False
+    assert result.incomplete
+    (oob,) = [f for f in result.findings if f.code == "map-value-out-of-bounds"]
+    assert oob.severity == "warning"
+    shown = render(oob, ProgramSources(prog, SourceFiles({}), object_variables(prog.obj)), prog.name)
+    assert (shown.severity, shown.span.line) == ("warning", 61)
+    assert "as the kernel's widening does" in shown.message and "cannot confirm" in shown.message

@@ -259,6 +259,10 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     if f.arg("load_time"):
         message += (f" (only if '{f.arg('load_time')}' is set at load time to a value that takes this path: "
                     "user space sets it, so bpf-lsp cannot tell; the kernel will check the value it gets)")
+    if f.arg("widened"):
+        message += (" (found after a may_goto loop forgot numbers no check had needed yet, as the kernel's "
+                    "widening does; walking the loop without forgetting them ran out of budget, so bpf-lsp "
+                    "cannot confirm that the kernel forgets the same ones)")
     if unplaced:
         message += f" (instruction {f.insn} of {program}; the object has no source line for it)"
 

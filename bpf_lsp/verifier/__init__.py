@@ -6,6 +6,7 @@ Invariant: nothing here imports pygls, lsprotocol or clang; nothing here writes 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..frontend.kconfig import kernel_kconfig
 from ..frontend.kernel_btf import KernelFacts, kernel_facts
@@ -132,15 +133,31 @@ def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | 
     strict = Relevance.of(prog)
     relevance = base = strict.with_decided(prog, frozenset())
     visited = 0
+    widen_loops, widened_errors = True, []
     while True:
-        interp = Interpreter(prog, env, relevance, strict, base if per_state else None)
+        interp = Interpreter(prog, env, relevance, strict, base if per_state else None, widen_loops)
         result = interp.run()
         visited += result.visited
-        if interp.restart_with is None or result.incomplete or visited >= budget:
+        if interp.restart_with is not None and not result.incomplete and visited < budget:
+            relevance = relevance.with_decided(prog, interp.restart_with)
+        elif interp.widened and any(f.severity == "error" for f in result.findings) and visited < budget:
+            # a may_goto loop's widening, made with our precision marks, may forget a number the
+            # kernel's marks keep: an error found so stands only if the walk finds it again
+            # without widening; if that walk cannot finish, it is a warning
+            widen_loops = False
+            widened_errors = [f for f in result.findings if f.severity == "error"]
+        else:
             result.visited = visited
+            if result.incomplete and widened_errors:
+                result.findings = sorted([*result.findings, *(_unconfirmed(f) for f in widened_errors)],
+                                         key=lambda f: (f.insn, f.code))
             return result
-        relevance = relevance.with_decided(prog, interp.restart_with)
         env.budget = budget - visited
+
+
+def _unconfirmed(f: Finding) -> Finding:
+    """An error the widened walk found and the exact walk ran out of budget before confirming."""
+    return replace(f, args=tuple(sorted((*f.args, ("widened", True)))))
 
 
 def verify_object(obj: BpfObject, budget: int = 1_000_000) -> dict[str, VerifyResult]:

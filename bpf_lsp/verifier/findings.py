@@ -18,7 +18,8 @@ class Finding:
     def severity(self) -> str:
         # on a path that exists only for some values of a global set at load time, an error of
         # the kernel's is only a possibility to us
-        if self.arg("load_time") and CODES[self.code].severity == "error":
+        # so is one found only after a may_goto loop's widening forgot numbers (verify_program)
+        if (self.arg("load_time") or self.arg("widened")) and CODES[self.code].severity == "error":
             return "warning"
         return CODES[self.code].severity
 

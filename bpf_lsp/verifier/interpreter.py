@@ -127,6 +127,7 @@ class Explored:
     state: State
     parent: "Explored | None" = None     # the explored state before it on its path
     seq: int = 0                          # how many explored states were made before it
+    idx: int = -1                         # the instruction it was made at
     branches: int = 1
     hits: int = 0
     misses: int = 0
@@ -140,7 +141,7 @@ class Explored:
 
 class Interpreter:
     def __init__(self, prog: Program, env: Environment, relevance: Relevance | None = None,
-                 strict: Relevance | None = None, base: Relevance | None = None):
+                 strict: Relevance | None = None, base: Relevance | None = None, widen_loops: bool = True):
         self.prog = prog
         self.env = env
         self.btf = prog.obj.btf
@@ -175,6 +176,8 @@ class Interpreter:
         self._dynptr_params: dict[tuple, tuple] = {}
         self._params_cache: dict[int, list[tuple[str, str, int]]] = {}
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
+        self.widen_loops = widen_loops              # may_goto loops forget imprecise scalars (_widen_imprecise)
+        self.widened = False                        # and some did
         self.prune_points = self._prune_points()
         self.verified_callbacks: set[int] = set()
         self.pending: list[tuple[int, State]] = []
@@ -366,6 +369,7 @@ class Interpreter:
 
     def _prune_points(self) -> set[int]:
         points = set(self.iter_next_calls)   # is_iter_next_insn(): a forced checkpoint
+        points.update(i.idx for i in self.prog.insns if i.is_jump and i.op == isa.JCOND)   # and may_goto
         for insn in self.prog.insns:
             if insn.is_jump:
                 points.add(insn.jump_target)
@@ -479,7 +483,7 @@ class Interpreter:
         # keep the most recent states: in a loop they are the ones later paths of the same
         # iteration can be pruned against
         st.forget_lone_links()
-        st.checkpoint = Explored(st.copy(), st.checkpoint, self.checkpoints)
+        st.checkpoint = Explored(st.copy(), st.checkpoint, self.checkpoints, idx)
         self.checkpoints += 1
         seen.append(st.checkpoint)
         if len(seen) > MAX_STATES_PER_INSN:
@@ -489,11 +493,11 @@ class Interpreter:
     def _subsumed_by(self, ex: Explored, idx: int, st: State) -> bool:
         old = ex.state
         if self.base is not None and not ex.branches:
-            marks: list[Reg] = []
+            marks: list[tuple] = []
             if values_subsume(old, st, self.strict.at(idx), self.strict, self.base, self.base.at(idx), marks,
                               ex.seq, ex.witness):
                 # propagate_precision(): what `old`'s paths needed, this path's values fed too
-                self._mark(marks)
+                self._propagate(marks, ex.seq)
                 return True
             return False
         if not values_subsume(old, st, self.relevance.at(idx), self.relevance, witness=ex.witness):
@@ -515,15 +519,22 @@ class Interpreter:
         all it may need are marked (of those `ex` holds too, the ones its paths needed so far;
         the marks they make later reach this path's explored states by themselves)."""
         if self.base is not None:
-            self._mark(precise_values(st, self.strict.at(idx), self.strict, ex.state, ex.seq))
+            self._propagate(list(precise_values(st, self.strict.at(idx), self.strict, ex.state, ex.seq)), ex.seq)
+
+    def _propagate(self, pairs: list[tuple], seq: int) -> None:
+        """A prune against explored state `seq`: mark the current values of `pairs` (each with
+        what the old state holds in its place) needed; as decided (the kernel's precise flags,
+        which propagate_precision() copies) only those whose old value is decided there."""
+        self._mark([c for c, _ in pairs], decision=False)
+        self._mark([c for c, o in pairs if precision.decided(o, seq)])
 
     def _node(self, *values) -> precision.Dep:
         """The precision node of a value made now from `values` (none: from nothing the state holds)."""
         return derived(self.checkpoints, *values)
 
-    def _mark(self, values) -> None:
+    def _mark(self, values, decision: bool = True) -> None:
         """Values a decision read (or a prune relies on) are precise in the explored states so far."""
-        if self.base is not None and not precision.mark(values, self.checkpoints):
+        if self.base is not None and not precision.mark(values, self.checkpoints, decision):
             self.base = None    # too deep a graph to keep walking: static precision from here on
 
     # ---------------------------------------------------------------- hover states
@@ -1281,7 +1292,11 @@ class Interpreter:
             # may_goto, bounded by the kernel: both ways, the loop's exit first and the next
             # iteration queued, as check_cond_jmp_op() does. The order matters: a state leaving
             # a loop early (its later slots never written) covers the ones that leave it later.
-            self._push(insn.idx + 1, st.copy())
+            body = st.copy()
+            prev = self._loop_entry(insn.idx, st)
+            if prev is not None:
+                self._widen_imprecise(prev, body)
+            self._push(insn.idx + 1, body)
             return insn.jump_target
         wide = insn.cls == Cls.JMP
         dst = self._read(st, insn.dst, insn.idx)
@@ -1359,6 +1374,45 @@ class Interpreter:
         """Continue the current path with a different state object (swap in place)."""
         self._push(idx, new_state)
         raise StopPath
+
+    def _loop_entry(self, idx: int, st: State) -> Explored | None:
+        """find_prev_entry(): the explored state this path made at `idx` one iteration ago (not
+        the one it made there just now), in the same frames."""
+        ex = st.checkpoint
+        if ex is not None and ex.idx == idx:
+            ex = ex.parent
+        shape = [(f.callsite, f.callback) for f in st.frames]
+        while ex is not None:
+            if ex.idx == idx and [(f.callsite, f.callback) for f in ex.state.frames] == shape:
+                return ex
+            ex = ex.parent
+        return None
+
+    def _widen_imprecise(self, prev: Explored, body: State) -> None:
+        """widen_imprecise_scalars(): a may_goto loop converges because the kernel forgets, in
+        the next iteration's state, every scalar that changed since the last one and that no
+        decision needed so far: imprecise in the last iteration's state (precision.decided) and
+        not read by a decision since (precision.read_since, the current register's precise flag).
+        Without the walk's own precision, or with `widen_loops` off, nothing is widened.
+
+        The widened number is unknown, as the kernel's is. Where our marks are fewer than the
+        kernel's we forget more than it does, so an error found on such a walk is checked by
+        walking again without widening (verify_program)."""
+        if self.base is None or not self.widen_loops:
+            return
+        seq = prev.seq
+        for fo, fb in zip(prev.state.frames, body.frames):
+            for r, (o, c) in enumerate(zip(fo.regs, fb.regs)):
+                if _imprecise_change(o, c, seq):
+                    fb.regs[r] = self._forgotten(o, c)
+            for slot, c in fb.stack.items():
+                o = fo.stack.get(slot)
+                if isinstance(o, Reg) and isinstance(c, Reg) and _imprecise_change(o, c, seq):
+                    fb.stack[slot] = self._forgotten(o, c)
+
+    def _forgotten(self, o: Reg, c: Reg) -> Reg:
+        self.widened = True
+        return replace(UNKNOWN, load_time=c.load_time or o.load_time, vague=c.vague or o.vague).with_dep(self._node())
 
     def _set_refined(self, st: State, insn: Insn, dst: Reg, src: Reg) -> None:
         regs = st.cur.regs
@@ -1816,6 +1870,14 @@ def _refined(new: Reg, was: Reg) -> Reg:
     if new is was or new.type != SCALAR:
         return was if new is was else new
     return new.known_better(was)
+
+
+def _imprecise_change(o: Reg, c: Reg, seq: int) -> bool:
+    """maybe_widen_reg(): a scalar that differs from explored state `seq`'s and is precise in neither."""
+    if o is c or o.type != SCALAR or c.type != SCALAR or o.tomb is not None or c.tomb is not None:
+        return False
+    return not (precision.decided(o, seq) or precision.read_since(c, seq) or
+                (o.umin, o.umax, o.smin, o.smax, o.lo32, o.s32) == (c.umin, c.umax, c.smin, c.smax, c.lo32, c.s32))
 
 
 def _widened(result: Reg, dst: Reg, src: Reg, wide: bool) -> str:

@@ -30,13 +30,20 @@ from __future__ import annotations
 
 class Dep:
     """A scalar value's place in the precision graph: made when `born` explored states existed;
-    `needed_before`: the explored states made before this count needed the value."""
-    __slots__ = ("parents", "born", "needed_before")
+    `needed_before`: the explored states made before this count needed the value;
+    `decided_before`: the same counting only what the kernel's precise flags would hold now
+    (decisions, and prunes' propagate_precision()), not what a prune against a state still in
+    progress marks in advance (see `mark`); `read_at`: the last decision that read the value
+    itself (not a value made from it), counted the same way: the kernel's precise flag on the
+    register the decision read."""
+    __slots__ = ("parents", "born", "needed_before", "decided_before", "read_at")
 
     def __init__(self, parents: tuple = (), born: int = 0):
         self.parents = parents
         self.born = born
         self.needed_before = 0
+        self.decided_before = 0
+        self.read_at = 0
 
 
 def derived(born: int, *values) -> Dep:
@@ -51,24 +58,49 @@ def needed(value, seq: int) -> bool:
     return value.dep is None or value.dep.needed_before > seq
 
 
-def mark(values, now: int) -> bool:
+def decided(value, seq: int) -> bool:
+    """Whether explored state number `seq`'s scalar is precise as the kernel's marks stand now,
+    which is what its widening of loop-carried scalars reads (untracked: always)."""
+    dep = getattr(value, "dep", None)
+    return dep is None or dep.decided_before > seq
+
+
+def read_since(value, seq: int) -> bool:
+    """Whether a decision read this very value after explored state number `seq` was made
+    (untracked: assume so)."""
+    dep = getattr(value, "dep", None)
+    return dep is None or dep.read_at > seq
+
+
+def mark(values, now: int, decision: bool = True) -> bool:
     """A decision, made after `now` explored states, read these values: they are precise in the
     explored states before it, and what each was computed from in those made before it was (an
     explored state made later holds the value itself: mark_chain_precision() follows registers
-    back along the path the same way). False if the graph was too deep to walk (the caller must
-    then stop trusting it)."""
-    work = [(d, now) for v in values if (d := getattr(v, "dep", None)) is not None and d.needed_before < now]
+    back along the path the same way). `decision` false: a prune against a state still in
+    progress marks, in advance, what that state's later paths may need; the kernel marks those
+    only when they do (`decided_before` stays). False if the graph was too deep to walk (the
+    caller must then stop trusting it)."""
+    def behind(d: Dep, stamp: int) -> bool:
+        return d.needed_before < stamp or (decision and d.decided_before < stamp)
+    values = [d for v in values if (d := getattr(v, "dep", None)) is not None]
+    if decision:
+        for d in values:
+            d.read_at = now
+    work = [(d, now) for d in values if behind(d, now)]
     budget = MAX_WALK
     while work:
         d, stamp = work.pop()
-        if d.needed_before >= stamp:
+        if not behind(d, stamp):
             continue
         budget -= 1
         if budget < 0:
             return False
-        d.needed_before = stamp
+        if d.needed_before < stamp:
+            d.needed_before = stamp
+        if decision and d.decided_before < stamp:
+            d.decided_before = stamp
         upto = min(stamp, d.born)
-        work.extend((p, upto) for p in d.parents if p.needed_before < upto)
+        work.extend((p, upto) for p in d.parents if behind(p, upto))
     return True
 
 

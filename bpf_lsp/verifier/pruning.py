@@ -39,7 +39,8 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
     With `base` (precision counting no decided event; `base_here` is `base.at(idx)`), `old` is a
     complete explored state (number `seq`) and `rel` the upper bound: a scalar precise in `rel`
     but not in `base` is compared only if the walk found it needed on a path from `old`
-    (precision.needed), and the current state's values so compared go to `marks`, to be marked
+    (precision.needed), and the current state's values so compared go to `marks` (each with
+    `old`'s), to be marked
     if the prune is made.
 
     `witness` (a one-item list kept with `old`) holds where the last comparison against `old`
@@ -109,7 +110,7 @@ def _reg_differs(o: Reg, c: Reg, precise: bool, sure: bool, idmap: dict, marks: 
     if exact and not sure and o.type == SCALAR:
         exact = needed(o, seq)
         if exact and marks is not None:
-            marks.append(c)
+            marks.append((c, o))
     return not _reg_subsumes(o, c, idmap, exact)
 
 
@@ -127,7 +128,7 @@ def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, 
             if not needed(ov, seq):
                 return False     # no path from `old` needed it
             if marks is not None:
-                marks.append(cv)
+                marks.append((cv, ov))
     if isinstance(ov, Reg):
         if not isinstance(cv, Reg) or not _reg_subsumes(ov, cv, idmap):
             return not (ov.type == SCALAR and ov.umin == 0 and ov.umax == U64 and ov.tomb is None
@@ -185,7 +186,8 @@ def precise_values(st: State, here: tuple, rel: Relevance, old: State, seq: int)
     (`rel`): what a prune of `st` against `old` (explored state number `seq`), whose exploration
     is still going on, must mark, not knowing which of them that exploration will need. A value
     both hold (the same precision node) needs only the marks `old`'s paths made on it so far:
-    those they make from now on reach `st`'s explored states by themselves."""
+    those they make from now on reach `st`'s explored states by themselves. Each comes with what
+    `old` holds in its place."""
     depth = len(st.frames) - 1
     for d in range(depth, -1, -1):
         fr, fo = st.frames[d], old.frames[d]
@@ -197,13 +199,13 @@ def precise_values(st: State, here: tuple, rel: Relevance, old: State, seq: int)
         for r in live:
             dep = fr.regs[r].dep
             if r in precise and dep is not None and (dep is not fo.regs[r].dep or dep.needed_before > seq):
-                yield fr.regs[r]
+                yield fr.regs[r], fo.regs[r]
         every = ANY_SLOT in precise
         for slot, v in fr.stack.items():
             dep = getattr(v, "dep", None)
             if dep is not None and (every or slot in precise) and (
                     dep is not getattr(fo.stack.get(slot), "dep", None) or dep.needed_before > seq):
-                yield v
+                yield v, fo.stack.get(slot)
 
 
 def register_signature(st: State, live: tuple, rel: Relevance) -> tuple:
