@@ -242,6 +242,8 @@ def test_an_error_the_exact_walk_cannot_confirm_in_its_budget_is_a_warning(may_g
     result = verify_program(prog, budget=60)
     assert walks[0] == (True, ["map-value-out-of-bounds"]) and walks[1][0] is False
     assert result.incomplete
+    (stopped,) = [f for f in result.findings if f.code == "analysis-incomplete"]
+    assert stopped.arg("budget") == 60 and stopped.arg("detail") == "60 instructions"   # both walks count
     (oob,) = [f for f in result.findings if f.code == "map-value-out-of-bounds"]
     assert oob.severity == "warning"
     shown = render(oob, ProgramSources(prog, SourceFiles({}), object_variables(prog.obj)), prog.name)

@@ -152,7 +152,7 @@ def verify_program(prog: Program, budget: int = 1_000_000, facts: KernelFacts | 
                 result.findings = sorted([*result.findings, *(_unconfirmed(f) for f in widened_errors)],
                                          key=lambda f: (f.insn, f.code))
             return result
-        env.budget = budget - visited
+        env.budget, env.spent = budget - visited, visited
 
 
 def _unconfirmed(f: Finding) -> Finding:

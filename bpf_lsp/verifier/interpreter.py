@@ -100,6 +100,7 @@ class Environment:
     ctx_args: list[tuple[str, str]] = field(default_factory=list)  # per u64 ctx slot: (kind, struct)
     ref_args: tuple[int, ...] = ()         # ctx slots that arrive holding a reference (__ref)
     budget: int = 1_000_000
+    spent: int = 0                         # instructions earlier walks of the same program visited
     rcu_fields: frozenset = frozenset()    # (struct, member) pointers tagged __rcu in kernel BTF
     member_rules: object = None            # struct_ops.MemberRules of the member this program implements
     kernel_funcs: dict = field(default_factory=dict)  # kernel BTF FUNCs: name -> (return kind, params)
@@ -405,9 +406,11 @@ class Interpreter:
                     self.env.deadline and not self.visited % 512 and time.monotonic() > self.env.deadline):
                 if not self.incomplete:
                     self.incomplete = True
-                    detail = f"{self.env.budget} instructions" if self.visited >= self.env.budget else \
-                        f"its time budget ({self.visited} instructions visited)"
-                    self._report(finding(C.ANALYSIS_INCOMPLETE, idx, budget=self.env.budget, detail=detail))
+                    # the program's whole budget and visits, earlier walks of it included
+                    budget, visited = self.env.spent + self.env.budget, self.env.spent + self.visited
+                    detail = f"{budget} instructions" if self.visited >= self.env.budget else \
+                        f"its time budget ({visited} instructions visited)"
+                    self._report(finding(C.ANALYSIS_INCOMPLETE, idx, budget=budget, detail=detail))
                 self.pending.clear()
                 return
             insn = prog.insn_at(idx)

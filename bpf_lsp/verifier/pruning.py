@@ -40,8 +40,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
     complete explored state (number `seq`) and `rel` the upper bound: a scalar precise in `rel`
     but not in `base` is compared only if the walk found it needed on a path from `old`
     (precision.needed), and the current state's values so compared go to `marks` (each with
-    `old`'s), to be marked
-    if the prune is made.
+    `old`'s), to be marked if the prune is made.
 
     `witness` (a one-item list kept with `old`) holds where the last comparison against `old`
     failed. It is checked first, for in a loop the states reaching `old` differ where the last
