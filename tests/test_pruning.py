@@ -85,6 +85,69 @@ def test_a_call_reads_what_its_callee_reads(programs):
     assert 2 in flow.precise(frozenset({max(flow.compares)}))[call]
 
 
+SIZED_FIXTURE = FIXTURES / "prune__sized_helper_reads.bpf.c"
+
+
+def test_a_helper_reads_the_stack_bytes_its_size_says_and_none_it_only_fills(tmp_path):
+    # check_helper_mem_access(): bpf_ringbuf_output(&events, &ev.head, 8, 0) reads head, not the
+    # tail after it; bpf_probe_read_kernel(&ev, 32, src) reads nothing of ev (MEM_UNINIT)
+    from bpf_lsp.frontend.objfile import HelperRef
+    from bpf_lsp.verifier.liveness import Dataflow, Relevance, _stack_pointers
+    programs = _programs(SIZED_FIXTURE, tmp_path)
+
+    def at_call(name, helper):
+        prog = programs[name]
+        call = next(i for i, m in prog.meanings.items() if isinstance(m, HelperRef) and m.name == helper)
+        flow = Dataflow(prog)
+        where = _stack_pointers(prog, flow.succ)[call]
+        return Relevance.of(prog).at(call)[2], where
+
+    live, where = at_call("sized_output_ok", "bpf_ringbuf_output")
+    head = where[2] // 8
+    assert head in live and head + 1 not in live, (sorted(map(str, live)), head)
+    # the same layout where tail[0] is loaded after the call: it stays live across it
+    live, where = at_call("tail_read_after_output", "bpf_ringbuf_output")
+    assert {where[2] // 8, where[2] // 8 + 1} <= live, (sorted(map(str, live)), where[2])
+    live, where = at_call("uninit_destination_ok", "bpf_probe_read_kernel")
+    first = where[1] // 8
+    # tail[1] (what the two paths stored) is dead at the call; head and tail[2], read after it,
+    # stay live (the call's writes kill nothing: the analysis stays on the safe side there)
+    assert first + 2 not in live and first + 1 not in live, (sorted(map(str, live)), first)
+    assert {first, first + 3} <= live, (sorted(map(str, live)), first)
+
+
+CALLEE_FIXTURE = FIXTURES / "prune__callee_reads.bpf.c"
+
+
+def test_a_callee_keeps_alive_only_the_caller_slots_it_may_still_read(tmp_path, monkeypatch):
+    # read_early() reads p->seed before its branch and never p->t: at the branch's join the
+    # caller's p.t (a table on one path, NULL on the other) is dead, and the paths merge;
+    # read_late() reads p->t after its join, so there it stays live
+    from bpf_lsp.frontend.objfile import SubprogRef
+    from bpf_lsp.verifier import verify_program
+    from bpf_lsp.verifier.liveness import Dataflow, Relevance
+    programs = _programs(CALLEE_FIXTURE, tmp_path)
+
+    def summary(name):
+        prog = programs[name]
+        callee = next(m.target for m in prog.meanings.values() if isinstance(m, SubprogRef))
+        fn = prog.function_at(callee)
+        reads = Dataflow(prog).callee_reads
+        return [reads[i] for i in range(fn.start, fn.end) if i in reads]
+
+    early, late = summary("early_read_ok"), summary("late_read_rejects")
+    assert early[0] == {(1, 0, 8)} and early[-1] == frozenset()   # seed, then nothing
+    # p->t until its load, and what the pointer loaded from there reaches
+    assert late[0] == {(1, 8, 16), ("loaded", 1)} and late[-1] == frozenset(), late
+
+    merged = verify_program(programs["early_read_ok"]).visited
+    # the same walk with the whole caller's frame live while the callee runs, as before
+    monkeypatch.setattr(Relevance, "caller_slots", lambda self, st, d, idx: self.at_call(st.frames[d + 1].callsite)[2])
+    assert verify_program(programs["early_read_ok"]).visited > merged
+    late_result = verify_program(programs["late_read_rejects"])
+    assert [f.code for f in late_result.findings if f.severity == "error"] == ["invalid-deref"]
+
+
 def test_an_arena_pointer_covers_any_other():
     # regsafe(): PTR_TO_ARENA is not followed, so a loop walking arena memory converges
     from bpf_lsp.verifier.domain import ARENA, MAP_VALUE, UNINIT, Frame, Reg, State

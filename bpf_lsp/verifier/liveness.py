@@ -20,6 +20,7 @@ from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program, SubprogRef
 from . import kfuncs as K
 from . import struct_ops as SO
+from .domain import NOT_INIT, SCALAR, STACK, Reg
 from .dynptr import SLICE_BUFFER_ARGS
 
 ALL = frozenset(range(10))
@@ -330,6 +331,104 @@ def _stack_pointer_transfer(insn: Insn, ptrs: dict, stack_returning: dict[int, i
     return out
 
 
+UNNAMED = ("?", None)    # in _param_pointers: may point into a caller's stack, from no parameter we can name
+LOADED = "loaded"       # (LOADED, j): a value loaded from the memory parameter j points to, or from memory a
+                        # value so loaded points to: a stack pointer only if a caller's stack holds one
+TOP = "top"             # in a callee's read summary: it may read its callers' stacks anywhere
+TOP_SET = frozenset({TOP})
+
+
+def _param_pointers(prog: Program, succ: dict[int, list[int]], ptrs: dict[int, dict],
+                    stack_returning: dict[int, int]) -> dict[int, dict]:
+    """Instruction index (of a function other than the program's entry) -> {register, or (SPILL,
+    slot) / SPILL as in _stack_pointers: (parameter register, byte offset or None)} on entry to
+    it: the values that are one of the function's parameters r1-r5 plus a known offset, so what
+    it reads of memory a caller passed is named relative to the call's arguments. A value loaded
+    from a parameter's memory is ((LOADED, j), None): a stack pointer only if a caller's stack
+    holds one; one we cannot trace to a parameter is UNNAMED. Every parameter counts, pointer
+    or not: at a prune the caller's registers tell which ones point into which frame
+    (Relevance.caller_slots)."""
+    main = prog.functions[0].start
+    entries = {f.start: {r: (r, 0) for r in CALL_USES} for f in prog.functions if f.start != main}
+    return _solve_forward(prog, succ, entries,
+                          lambda insn, pp: _param_pointer_transfer(insn, pp, ptrs.get(insn.idx, {}), stack_returning),
+                          _join_param_pointers)
+
+
+def _join_param_pointers(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        o = out.get(k)
+        if o is None or o == v:
+            out[k] = v
+        elif o[0] == v[0]:
+            out[k] = (v[0], None)
+        else:
+            out[k] = UNNAMED
+    return out
+
+
+def _param_pointer_transfer(insn: Insn, pp: dict, own: dict, stack_returning: dict[int, int]) -> dict:
+    cls = insn.cls
+    out = dict(pp)
+    if cls in (Cls.ALU, Cls.ALU64):
+        v = None
+        if cls == Cls.ALU64 and insn.op == isa.MOV and insn.uses_reg_src and insn.off == 0:
+            v = pp.get(insn.src)
+        elif cls == Cls.ALU64 and insn.op in (isa.ADD, isa.SUB) and insn.dst in pp:
+            j, o = pp[insn.dst]
+            if insn.uses_reg_src or o is None:
+                v = (j, None)
+            else:
+                v = (j, o + insn.imm if insn.op == isa.ADD else o - insn.imm)
+        elif cls == Cls.ALU64 and insn.op == isa.ADD and insn.uses_reg_src and insn.src in pp:
+            v = (pp[insn.src][0], None)
+        out.pop(insn.dst, None)
+        if v is not None:
+            out[insn.dst] = v
+        return out
+    if cls == Cls.LDX:
+        out.pop(insn.dst, None)
+        where = own.get(insn.src)
+        if insn.src in pp:
+            root = pp[insn.src][0]
+            out[insn.dst] = ((LOADED, root) if isinstance(root, int) else root, None)
+        elif isinstance(where, int):
+            found = pp.get((SPILL, (where + insn.off) // 8)) or pp.get(SPILL)
+            if found is not None:
+                out[insn.dst] = found
+        elif where is not None and any(k == SPILL or isinstance(k, tuple) for k in pp):
+            out[insn.dst] = UNNAMED     # our stack at an offset we do not know: any spill
+        return out
+    if cls in (Cls.ST, Cls.STX) and insn.mode != isa.MODE_ATOMIC:
+        where = own.get(insn.dst)
+        value = pp.get(insn.src) if cls == Cls.STX else None
+        if insn.dst in pp:
+            return out      # into a caller's memory: read back only as UNNAMED
+        if isinstance(where, int):
+            slot = (SPILL, (where + insn.off) // 8)
+            out.pop(slot, None)
+            if value is not None:
+                out[slot] = value
+        elif where is not None and value is not None:
+            out[SPILL] = UNNAMED
+        return out
+    if cls == Cls.LD:
+        for r in ({insn.dst} if insn.is_ld_imm64 else CALL_DEFS):
+            out.pop(r, None)
+        return out
+    if insn.is_call:
+        given = pp.get(stack_returning.get(insn.idx, -1))
+        for r in CALL_DEFS:
+            out.pop(r, None)
+        if given is not None:
+            out[0] = (given[0], None)
+        return out
+    if cls == Cls.STX and insn.mode == isa.MODE_ATOMIC and (insn.imm & isa.FETCH):
+        out.pop(insn.src, None)
+    return out
+
+
 CELL = 4    # the stack analyses follow 4-byte cells (cell c is fp+4c..fp+4c+3, in slot c // 2):
             # a u32 stored in half a slot ends what that half held, not what the other half does
 
@@ -368,7 +467,10 @@ class _StackAccess:
         self.decides = decides      # slots a call reads whose values may decide what happens next
 
 
-def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackAccess | None:
+def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset],
+                  sized: dict[int, int | None] | None = None) -> _StackAccess | None:
+    """`sized`: of a helper's or kfunc's memory arguments, those whose size is a constant at the
+    call (-> bytes), or that it only writes (-> None)."""
     cls = insn.cls
     if cls == Cls.LDX and insn.src in ptrs:
         return _StackAccess(reads=_placed(ptrs[insn.src], insn.off, insn.size), value=insn.dst)
@@ -385,16 +487,29 @@ def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackA
         return _StackAccess(kills=whole, writes=slots, value=value)
     if insn.is_call:
         reads: set = set()
+        writes: set = set()
         for r in args.get(insn.idx, CALL_USES):
             where = ptrs.get(r)
             if where is None or where == OTHER:
                 continue
             if not isinstance(where, int) or where >= 0:
                 return _StackAccess(reads=EVERY_SLOT, writes=EVERY_SLOT, decides=EVERY_SLOT)
+            if sized and r in sized:
+                # check_helper_mem_access(): the bytes its size argument says; memory it only
+                # fills (MEM_UNINIT) is written, never read
+                size = sized[r]
+                if size is None:
+                    writes |= set(range(where // CELL, 0))
+                elif size:
+                    reads |= stack_cells(where, size)
+                    writes |= stack_cells(where, size)
+                continue
             # the callee reads (and writes) from the pointer upwards, within the frame: memory
             # below a pointer it was given is no C object it could reach
-            reads |= set(range(where // CELL, 0))
-        if not reads:
+            cells = set(range(where // CELL, 0))
+            reads |= cells
+            writes |= cells
+        if not reads and not writes:
             return None
         if insn.is_subprog_call or (insn.is_helper_call and insn.imm in STACK_CALLBACK_HELPERS):
             decides = frozenset(reads)      # a subprogram (or a callback handed this memory) may branch on it
@@ -406,7 +521,53 @@ def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset]) -> _StackA
             # what else a helper or kfunc reads of the stack is data it checks nothing of (its
             # objects, iterators and dynptrs, are compared exactly anyway)
             decides = frozenset()
-        return _StackAccess(reads=frozenset(reads), writes=frozenset(reads), decides=decides)
+        return _StackAccess(reads=frozenset(reads), writes=frozenset(writes), decides=decides & frozenset(reads))
+    return None
+
+
+def sized_memory_args(prog: Program, preds: dict[int, list[int]]) -> dict[int, dict[int, int | None]]:
+    """Helper calls -> {pointer argument register: bytes} for the memory arguments whose size
+    argument (ARG_CONST_SIZE after ARG_PTR_TO_MEM) is a constant where the call is made, or None
+    for those the helper only writes (MEM_UNINIT). A kfunc's `x__sz` pairs are named only in the
+    kernel's BTF (a program's extern declarations keep no parameter names): its stack memory
+    stays read from the pointer upwards."""
+    insns = {i.idx: i for i in prog.insns}
+    out: dict[int, dict[int, int | None]] = {}
+    for insn in prog.insns:
+        m = prog.meanings.get(insn.idx)
+        if not insn.is_call or not isinstance(m, HelperRef):
+            continue
+        sizes: dict[int, int | None] = {}
+        for arg in K.helper_mem_args(m.id):
+            if arg.source != "size" or arg.index > 3:
+                continue
+            reg = arg.index + 1
+            if arg.raw:
+                sizes[reg] = None
+            else:
+                size = _constant_before(insns, preds, insn.idx, reg + 1)
+                if size is not None and 0 <= size < 1 << 16:
+                    sizes[reg] = size
+        if sizes:
+            out[insn.idx] = sizes
+    return out
+
+
+def _constant_before(insns: dict[int, Insn], preds: dict[int, list[int]], idx: int, reg: int) -> int | None:
+    """The value `reg` holds on entry to `idx` when the straight line of code leading there (one
+    predecessor each) sets it to a constant; None otherwise."""
+    for _ in range(64):
+        before = preds.get(idx, ())
+        if len(before) != 1:
+            return None
+        idx = before[0]
+        insn = insns[idx]
+        _uses, defs = _uses_defs(insn, {})
+        if reg not in defs:
+            continue
+        if insn.cls in (Cls.ALU, Cls.ALU64) and insn.op == isa.MOV and not insn.uses_reg_src and insn.off == 0:
+            return insn.imm & 0xFFFFFFFF if insn.cls == Cls.ALU else insn.imm
+        return None
     return None
 
 
@@ -522,11 +683,17 @@ class Dataflow:
         self.succ = _successors(prog)
         self.insns = {i.idx: i for i in prog.insns}
         self.args = call_arguments(prog)
-        ptrs = _stack_pointers(prog, self.succ)
+        ptrs = self.ptrs = _stack_pointers(prog, self.succ)
         arena = _arena_registers(prog, self.succ, ptrs)
         precise_args = precise_arguments(prog, self.args)
         self.flow = {idx: _precision_flow(i, precise_args, arena.get(idx, frozenset())) for idx, i in self.insns.items()}
-        self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), self.args) for idx, i in self.insns.items()}
+        self.preds: dict[int, list[int]] = {}
+        for idx, targets in self.succ.items():
+            for t in targets:
+                self.preds.setdefault(t, []).append(idx)
+        self.sized = sized_memory_args(prog, self.preds)
+        self.access = {idx: _stack_access(i, ptrs.get(idx, {FP: 0}), self.args, self.sized.get(idx))
+                       for idx, i in self.insns.items()}
         # a conditional jump -> the registers it compares
         self.compares = {idx: f[0] for idx, f in self.flow.items() if self.insns[idx].is_jump and f[0]}
         # stores into the stack at an offset we do not know: where the offset really varies, the
@@ -548,10 +715,6 @@ class Dataflow:
                                      if acc is not None and acc.decides and self.insns[idx].is_helper_call
                                      and self.insns[idx].imm == MAP_LOOKUP_ELEM)
         self.decidable = frozenset(self.compares) | self.unplaced_stores | self.pointer_adds | self.key_lookups
-        self.preds: dict[int, list[int]] = {}
-        for idx, targets in self.succ.items():
-            for t in targets:
-                self.preds.setdefault(t, []).append(idx)
         # BPF-to-BPF calls -> their callee's first instruction, and back: what a callee reads of
         # its argument registers is what its caller's call reads
         self.callee = {idx: m.target for idx, m in prog.meanings.items()
@@ -566,6 +729,8 @@ class Dataflow:
             self.callsites.setdefault(target, []).append(idx)
         self._foreign_uses(ptrs)
         self._exit_demands()
+        self._callee_reads: dict[int, frozenset] | None = None
+        self.pointers_stored_to_callers = False
 
     def _exit_demands(self) -> None:
         """Whether each function's return value is precise at its `exit` (check_return_code()):
@@ -656,6 +821,131 @@ class Dataflow:
         function."""
         target = self.static_callee.get(idx)
         return default if target is None else sets.get(target, CALL_USES) & CALL_USES
+
+    @property
+    def callee_reads(self) -> dict[int, frozenset]:
+        """Instruction index (of a function other than the entry) -> what the function, and those
+        it calls, may still read before it returns of stack memory its callers gave it:
+        (parameter register, lo, hi) for bytes [lo, hi) from that parameter's value on entry,
+        (parameter, ANY_SLOT) for anywhere from there up, TOP for anywhere at all. The part of
+        the kernel's stack liveness (mark_stack_read() of a caller's frame) a static walk of the
+        callee can place: a caller's struct the callee is done with is dead while it runs."""
+        if self._callee_reads is None:
+            pp = _param_pointers(self.prog, self.succ, self.ptrs, _stack_returning_calls(self.prog))
+            # a stack pointer stored into a caller's memory may be what a callee loads back from
+            # any slot: then no loaded pointer is known not to point into a stack
+            self.pointers_stored_to_callers = self._stores_stack_pointers_to_callers(pp)
+            self._callee_reads = _solve_backward(self.prog, self.succ, self._callee_read_transfer(pp), TOP_SET)
+        return self._callee_reads
+
+    def _stores_stack_pointers_to_callers(self, pp: dict[int, dict]) -> bool:
+        """Whether a function may store a stack pointer into memory a caller gave it: one into
+        its own stack, or a parameter some call may pass a stack pointer in (a pointer it
+        loaded from a caller's memory is one only if a caller's stack holds one already, which
+        a prune sees in the state)."""
+        prog = self.prog
+        callbacks = {m.target for m in prog.meanings.values() if isinstance(m, FuncAddrRef)}
+        may: dict[int, set[int]] = {f.start: set(CALL_USES) if f.start in callbacks else set()
+                                    for f in prog.functions}
+
+        def maybe_stack(idx: int, reg: int, fn: int) -> bool:
+            where = self.ptrs.get(idx, {}).get(reg)
+            if where is None:
+                return False
+            if where != OTHER:
+                return True     # into its own stack
+            p = pp.get(idx, {}).get(reg)
+            return p is None or not isinstance(p[0], int) or p[0] in may[fn]
+
+        changed = True
+        while changed:
+            changed = False
+            for idx, target in self.static_callee.items():
+                caller = prog.function_at(idx)
+                if caller is None or target not in may:
+                    continue
+                for r in CALL_USES - may[target]:
+                    if maybe_stack(idx, r, caller.start):
+                        may[target].add(r)
+                        changed = True
+        for idx, insn in self.insns.items():
+            if insn.cls != Cls.STX or insn.dst not in pp.get(idx, {}):
+                continue
+            fn = prog.function_at(idx)
+            if fn is None or fn.is_global:
+                continue
+            where = self.ptrs.get(idx, {}).get(insn.src)
+            p = pp[idx].get(insn.src)
+            if where is None:
+                continue
+            if where != OTHER or p is None or p[0] == UNNAMED[0] or (isinstance(p[0], int) and p[0] in may[fn.start]):
+                return True
+        return False
+
+    def _callee_read_transfer(self, pp: dict[int, dict]):
+        insns = self.insns
+
+        def transfer(idx: int, out: frozenset, sets: dict[int, frozenset]) -> frozenset:
+            insn = insns[idx]
+            if insn.is_exit:
+                return frozenset()
+            if TOP in out:
+                return TOP_SET
+            here = pp.get(idx, {})
+            reads: set = set()
+
+            def via(reg: int, lo: int, hi: int | None) -> None:
+                p = here.get(reg)
+                if p is None:
+                    return
+                j, o = p
+                if j == UNNAMED[0]:
+                    reads.add(TOP)
+                elif not isinstance(j, int):
+                    # through a loaded pointer: anywhere, if what was loaded is a stack pointer
+                    reads.add(TOP if self.pointers_stored_to_callers else j)
+                elif o is None or hi is None:
+                    reads.add((j, ANY_SLOT))
+                else:
+                    reads.add((j, o + lo, o + hi))
+
+            if insn.cls == Cls.LDX or (insn.cls == Cls.STX and insn.mode == isa.MODE_ATOMIC):
+                base = insn.src if insn.cls == Cls.LDX else insn.dst
+                via(base, insn.off, insn.off + insn.size)
+            elif insn.is_call:
+                target = self.static_callee.get(idx)
+                if target is not None:
+                    own = self.ptrs.get(idx, {})
+                    for item in sets.get(target, TOP_SET):
+                        if item == TOP:
+                            reads.add(TOP)
+                        elif item[0] == LOADED:
+                            # pointers the callee loads from what its argument points to: ours to
+                            # trace if that is a caller's memory; our own stack may hold a spilled
+                            # pointer into a caller's
+                            p = here.get(item[1])
+                            if p is None:
+                                if own.get(item[1]) is not None:
+                                    reads.add(TOP)
+                            elif p[0] == UNNAMED[0] or self.pointers_stored_to_callers:
+                                reads.add(TOP)
+                            else:
+                                reads.add((LOADED, p[0]) if isinstance(p[0], int) else p[0])
+                        elif item[1] == ANY_SLOT:
+                            via(item[0], 0, None)
+                        else:
+                            via(item[0], item[1], item[2])
+                else:
+                    sized = self.sized.get(idx, {})
+                    for r in self.args.get(idx, CALL_USES):
+                        if r not in sized:
+                            via(r, 0, None)
+                        elif sized[r]:
+                            via(r, 0, sized[r])
+            if TOP in reads:
+                return TOP_SET
+            return out | reads if reads else out
+        return transfer
 
     def live_registers(self) -> dict[int, frozenset]:
         """Instruction index -> registers live on entry to it."""
@@ -818,7 +1108,7 @@ class Relevance:
             precise, slots = self.precise.get(idx), self.slots.get(idx)
             found = self._here[idx] = (self.live.get(idx, ALL_ORDERED),
                                        ALL | EVERY_SLOT if precise is None else _in_slots(precise),
-                                       EVERY_SLOT if slots is None else _in_slots(slots))
+                                       EVERY_SLOT if slots is None else _in_slots(slots), idx)
         return found
 
     def at_call(self, callsite: int) -> tuple[tuple, frozenset, frozenset]:
@@ -826,11 +1116,54 @@ class Relevance:
         if found is None:
             ret = callsite + 1
             regs = {x for x in self.at(ret)[1] if isinstance(x, int) and x >= 0}
-            live, precise, slots = self.at(callsite)
+            live, precise, slots = self.at(callsite)[:3]
             found = self._callers[callsite] = (self.live.get(ret, ALL_ORDERED),
                                                frozenset(regs | {x for x in precise if not isinstance(x, int) or x < 0}),
                                                slots)
         return found
+
+    def caller_slots(self, st, d: int, idx: int) -> frozenset:
+        """The stack slots of frame `d` of `st` (a caller of the innermost frame, which is at
+        instruction `idx`) that may be read again: what `d` reads once its call returns, and
+        what the frames above it may still read through the pointers into its stack their calls
+        were given (Dataflow.callee_reads, placed by the callers' registers at each call)."""
+        frames = st.frames
+        callsite = frames[d + 1].callsite
+        whole = self.at_call(callsite)[2]
+        flow = self._flow
+        if flow is None or ANY_SLOT in whole:
+            return whole
+        after = self.at(callsite + 1)[2]
+        reads_of = flow.callee_reads
+        depth = len(frames) - 1
+        extra: set = set()
+        for k in range(d + 1, depth + 1):
+            reads = reads_of.get(idx if k == depth else frames[k + 1].callsite + 1, TOP_SET)
+            if not reads:
+                continue
+            if TOP in reads or frames[k].callback:
+                return whole
+            regs = frames[k - 1].regs
+            for item in reads:
+                if item[0] == LOADED:
+                    if regs[item[1]].type == STACK and _spills_stack_pointer(frames[:k]):
+                        return whole    # a pointer loaded from a stack may point into any frame
+                    continue
+                p = regs[item[0]]
+                if p.type != STACK or p.frameno != d:
+                    continue
+                if p.var_off:
+                    return whole
+                extra.update(range(p.off // CELL, 0) if item[1] == ANY_SLOT else
+                             stack_cells(p.off + item[1], item[2] - item[1]))
+        return after | _in_slots(frozenset(extra)) if extra else after
+
+
+def _spills_stack_pointer(frames) -> bool:
+    """Whether one of these frames holds a stack pointer in its stack: the only way a pointer a
+    callee loads from its callers' memory can point into a stack, unless the program stores one
+    there (Dataflow.pointers_stored_to_callers)."""
+    return any(type(v) is Reg and v.type == STACK for fr in frames for v in fr.stack.values())
 
 
 EXACT = Relevance({}, {}, {})    # everything matters everywhere: no liveness or precision pruning

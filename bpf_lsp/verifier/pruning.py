@@ -60,7 +60,7 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
         fo, fc = old.frames[d], cur.frames[d]
         if fo.callsite != fc.callsite or fo.callback != fc.callback:
             return False
-        live, precise, slots, sure = _frame_sets(old, d, depth, here, rel, base, base_here)
+        live, precise, slots, sure = _frame_sets(old, cur, d, depth, here, rel, base, base_here)
         oregs, cregs = fo.regs, fc.regs
         for r in live:
             o, c = oregs[r], cregs[r]
@@ -89,15 +89,19 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
     return True
 
 
-def _frame_sets(old: State, d: int, depth: int, here: tuple, rel: Relevance, base: Relevance | None,
+def _frame_sets(old: State, cur: State, d: int, depth: int, here: tuple, rel: Relevance, base: Relevance | None,
                 base_here: tuple) -> tuple:
     """(live registers, precise ones and slots, live slots, those precise whatever the walk finds)
-    of frame `d`: the innermost's at the instruction, a caller's after its call returns."""
+    of frame `d`: the innermost's at the instruction, a caller's after its call returns (its
+    slots: those it reads then, or the frames above it may still read, in either state)."""
     if d == depth:
-        live, precise, slots = here
+        live, precise, slots = here[:3]
         return live, precise, slots, (base_here[1] if base is not None else precise)
     callsite = old.frames[d + 1].callsite
-    live, precise, slots = rel.at_call(callsite)[:3]
+    live, precise, whole = rel.at_call(callsite)[:3]
+    slots = rel.caller_slots(old, d, here[3])
+    if cur is not old and slots is not whole:
+        slots = slots | rel.caller_slots(cur, d, here[3])
     sure = base.at_call(callsite)[1] if base is not None else precise
     # a caller's r0-r5 are overwritten when the call returns
     return [r for r in live if r in CALLEE_SAVED], precise, slots, sure
@@ -163,7 +167,7 @@ def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, r
     fo, fc = old.frames[d], cur.frames[d]
     if fo.callsite != fc.callsite or fo.callback != fc.callback:
         return True
-    live, precise, slots, sure = _frame_sets(old, d, depth, here, rel, base, base_here)
+    live, precise, slots, sure = _frame_sets(old, cur, d, depth, here, rel, base, base_here)
     if is_reg:
         if key not in live:
             return False
