@@ -15,6 +15,9 @@ helper ids, names and C prototypes). What it extracts, as data the verifier read
   program-type hooks each set is registered for (`register_btf_kfunc_id_set(BPF_PROG_TYPE_x,
   &kfunc_set)` where the id set names `.set = &set`), mapped to hooks as
   `bpf_prog_type_to_kfunc_hook()` does;
+- kfunc parameter names, from the kfunc's definition (`__bpf_kfunc int f(void *mem, u32 mem__sz)`):
+  the kernel reads a parameter's meaning from its name's suffix (`__sz`, `__szk`, `__k`,
+  `__uninit`, `__nullable`, ...) in its BTF, which a program's extern declaration does not carry;
 - with `--newer DIR`: the kfuncs of a newer tree's files in DIR (laid out as in a kernel tree; a
   few files are enough) that KERNEL_SRC lacks, marked `"since": L` (sched_ext grows fastest:
   the `*_node` idle masks, `scx_bpf_select_cpu_and`);
@@ -26,6 +29,7 @@ helper ids, names and C prototypes). What it extracts, as data the verifier read
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -143,6 +147,38 @@ def helpers_table(root: str, defs_path: str) -> dict[str, dict]:
     return table
 
 
+# a function definition's head: `name(params) {`; the return type and attributes before it do not
+# matter, only the parameter list does
+FUNC_DEF_RE = re.compile(r"\b(\w+)\s*\(([^;{}()]*(?:\([^;{}()]*\)[^;{}()]*)*)\)\s*\{")
+
+
+def param_names(params: str) -> list[str] | None:
+    """The names in a C parameter list (`struct task_struct *p, u32 data__sz`, a function
+    pointer's `bool (less)(...)`); None if one has none we can read (`...`)."""
+    params = " ".join(params.split())
+    if params in ("", "void"):
+        return []
+    out = []
+    for p in re.split(r",(?![^()]*\))", params):
+        m = (re.match(r"[^(]*\(\s*\*?\s*(\w+)\s*\)\s*\(", p) if "(" in p
+             else re.search(r"(\w+)\s*(?:\[[^\]]*\])?\s*$", p.strip()))
+        if m is None:
+            return None
+        out.append(m.group(1))
+    return out
+
+
+def kfunc_params(text: str, names: set[str]) -> dict[str, list[str]]:
+    """Parameter names of the functions in `names` defined in `text` (comments stripped)."""
+    out = {}
+    for m in FUNC_DEF_RE.finditer(text):
+        if m.group(1) in names and m.group(1) not in out:
+            params = param_names(m.group(2))
+            if params is not None:
+                out[m.group(1)] = params
+    return out
+
+
 KFUNC_FLAG_RE = re.compile(r"BTF_ID_FLAGS\(\s*func\s*,\s*(\w+)\s*(?:,\s*([^)]*))?\)")
 
 
@@ -152,11 +188,13 @@ def kfuncs_table(root: str) -> dict[str, dict]:
     id_sets: dict[tuple[str, str], str] = {}
     filtered: set[tuple[str, str]] = set()
     registrations: dict[tuple[str, str], set[str]] = defaultdict(set)   # id-set variable -> prog types
+    texts = []
     for path in c_files(root):
         raw = open(path, errors="replace").read()
         if "BTF_ID_FLAGS" not in raw and "register_btf_kfunc_id_set" not in raw:
             continue
         text = strip_comments(raw)
+        texts.append(text)
         for m in re.finditer(r"BTF_(?:KFUNCS|SET8)_START\((\w+)\)(.*?)BTF_(?:KFUNCS|SET8)_END\(\1\)", text, re.S):
             body = m.group(2)
             entries = []
@@ -185,6 +223,15 @@ def kfuncs_table(root: str) -> dict[str, dict]:
     for btfset, entries in sets.items():
         for name, flags in entries:
             kfuncs.setdefault(name, {"flags": sorted(set(flags)), "hooks": [], "sets": [btfset], "filtered": False})
+    # a kfunc is mostly defined in the file that lists it, else in another file of the tree
+    wanted = set(kfuncs)
+    others = (strip_comments(open(p, errors="replace").read()) for p in c_files(root))
+    for text in itertools.chain(texts, others):
+        if not wanted:
+            break
+        for name, params in kfunc_params(text, wanted).items():
+            kfuncs[name]["params"] = params
+            wanted.discard(name)
     return dict(sorted(kfuncs.items()))
 
 

@@ -116,6 +116,34 @@ def test_a_helper_reads_the_stack_bytes_its_size_says_and_none_it_only_fills(tmp
     assert {first, first + 3} <= live, (sorted(map(str, live)), first)
 
 
+SIZED_KFUNC_FIXTURE = FIXTURES / "prune__sized_kfunc_reads.bpf.c"
+
+
+def test_a_kfunc_reads_the_stack_bytes_its_mem_sz_pair_says(tmp_path):
+    # check_kfunc_mem_size_reg(): bpf_copy_from_user_str(ev.name, 8, ...) is given 8 bytes; the
+    # parameter names saying so (dst, dst__sz) come from the kernel's definition in the
+    # generated table, not from the program's extern, whose BTF names no parameter
+    from bpf_lsp.frontend.objfile import KfuncRef
+    from bpf_lsp.verifier import kfuncs as K
+    from bpf_lsp.verifier.liveness import Dataflow, Relevance, _stack_pointers
+    assert K.kfunc_sized_args("bpf_copy_from_user_str") == ((0, 1),)
+    assert K.kfunc_sized_args("scx_bpf_error_bstr___compat") == ((1, 2),)
+    assert K.kfunc_param_names("bpf_obj_new_impl") == ("local_type_id__k", "meta__ign")
+    programs = _programs(SIZED_KFUNC_FIXTURE, tmp_path)
+
+    def at_call(name):
+        prog = programs[name]
+        call = next(i for i, m in prog.meanings.items() if isinstance(m, KfuncRef))
+        where = _stack_pointers(prog, Dataflow(prog).succ)[call]
+        return Relevance.of(prog).at(call)[2], where[1] // 8
+
+    live, name = at_call("name_only_ok")
+    assert name in live and name + 1 not in live, (sorted(map(str, live)), name)
+    # tail[0] is read back after the call: it stays live across it
+    live, name = at_call("tail_read_after_copy")
+    assert {name, name + 1} <= live, (sorted(map(str, live)), name)
+
+
 CALLEE_FIXTURE = FIXTURES / "prune__callee_reads.bpf.c"
 
 

@@ -312,6 +312,9 @@ class State:
     prev_line: int = -1            # the one before it
     assumed: str = ""              # a load-time global this path exists for only some values of
     checkpoint: object = None      # the last explored state on this path (interpreter.Explored)
+    # Relevance.caller_slots() answers for this state as it is now; whoever changes the state
+    # after asking drops it (Interpreter._prune), a copy starts without
+    slot_memo: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def cur(self) -> Frame:

@@ -463,6 +463,7 @@ class Interpreter:
         # and the same pointers in live registers: keep them apart so a check never walks the
         # registers of a state that cannot match
         here = self.relevance.at(idx)
+        st.slot_memo = None     # the state has moved on since it was last compared
         seen = self.explored.setdefault((idx, state_shape(st), register_signature(st, here[0], self.relevance)), [])
         stale = False
         for k in range(len(seen) - 1, -1, -1):   # recent states first: the likeliest match in a loop
@@ -486,7 +487,9 @@ class Interpreter:
         # keep the most recent states: in a loop they are the ones later paths of the same
         # iteration can be pruned against
         st.forget_lone_links()
-        st.checkpoint = Explored(st.copy(), st.checkpoint, self.checkpoints, idx)
+        kept = st.copy()
+        kept.slot_memo = st.slot_memo     # the same state: what was found of it holds for the copy
+        st.checkpoint = Explored(kept, st.checkpoint, self.checkpoints, idx)
         self.checkpoints += 1
         seen.append(st.checkpoint)
         if len(seen) > MAX_STATES_PER_INSN:

@@ -19,7 +19,7 @@ from importlib import resources
 
 from ..frontend.objfile import essential_name
 
-SEMANTICS_VERSION = 16
+SEMANTICS_VERSION = 17
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -502,6 +502,27 @@ def lookup_kfunc(name: str) -> Semantics:
     """The hand-written record, else one derived from the generated table (flags only)."""
     name = essential_name(name)
     return KFUNCS.get(name) or _generated_kfunc(name)
+
+
+def kfunc_param_names(name: str) -> tuple[str, ...] | None:
+    """A kfunc's parameter names as the kernel defines it (the generated table), None when not
+    known. The kernel reads a parameter's meaning from its name's suffix (`__sz`, `__k`, ...);
+    the extern declaration a program calls through keeps no names in its BTF."""
+    entry = kernel_table()["kfuncs"].get(essential_name(name))
+    params = entry.get("params") if entry else None
+    return tuple(params) if params is not None else None
+
+
+# is_kfunc_arg_mem_size() / is_kfunc_arg_const_mem_size(): the parameter before one so named is
+# memory of that many bytes
+_SIZE_SUFFIXES = ("__sz", "__szk")
+
+
+def kfunc_sized_args(name: str) -> tuple[tuple[int, int], ...]:
+    """(memory parameter, its size parameter) positions, 0-based, of a kfunc's `mem, mem__sz`
+    pairs."""
+    params = kfunc_param_names(name) or ()
+    return tuple((i - 1, i) for i, p in enumerate(params) if i > 0 and p.endswith(_SIZE_SUFFIXES))
 
 
 def known_kfunc(name: str) -> Semantics | None:

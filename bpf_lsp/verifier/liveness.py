@@ -86,26 +86,27 @@ def precise_arguments(prog: Program, args: dict[int, frozenset]) -> dict[int, fr
                 loose = {i + 1 for i, a in enumerate(sem.args[:5]) if a.kind in (K.SCALAR, K.IGNORED)}
             else:
                 # the table's flags only, or a kfunc newer than it: the declaration the program
-                # links against names the parameters, as the kernel's BTF does
-                loose = _scalar_params(btf, m.name, by_name=True)
+                # links against types the parameters, the kernel's definition names them
+                loose = _scalar_params(btf, m.name, K.kfunc_param_names(m.name) or ())
         elif isinstance(m, SubprogRef) and (fn := prog.function_at(m.target)) is not None and fn.is_global:
-            loose = _scalar_params(btf, fn.name, by_name=False)
+            loose = _scalar_params(btf, fn.name)
         if loose:
             out[idx] = regs - loose
     return out
 
 
-def _scalar_params(btf, func: str, by_name: bool) -> set[int]:
-    """The argument registers of `func`'s number parameters (by_name: except those the kernel
-    wants constant)."""
+def _scalar_params(btf, func: str, kfunc_names: tuple[str, ...] | None = None) -> set[int]:
+    """The argument registers of `func`'s number parameters; of a kfunc's (`kfunc_names`: its
+    parameter names, where known), except those the kernel wants constant."""
     params = btf.func_params(func) if btf is not None else None
     out = set()
-    for i, (name, type_id) in enumerate((params or [])[:5]):
+    for i, (_name, type_id) in enumerate((params or [])[:5]):
         try:
             scalar = btf.value_kind(type_id)[0] == "scalar"
         except BtfError:     # a malformed type: keep the argument precise
             scalar = False
-        if scalar and not (by_name and (name.endswith(_CONST_SUFFIXES) or name in _CONST_NAMES)):
+        name = kfunc_names[i] if kfunc_names is not None and i < len(kfunc_names) else ""
+        if scalar and not (name.endswith(_CONST_SUFFIXES) or name in _CONST_NAMES):
             out.add(i + 1)
     return out
 
@@ -526,23 +527,25 @@ def _stack_access(insn: Insn, ptrs: dict, args: dict[int, frozenset],
 
 
 def sized_memory_args(prog: Program, preds: dict[int, list[int]]) -> dict[int, dict[int, int | None]]:
-    """Helper calls -> {pointer argument register: bytes} for the memory arguments whose size
-    argument (ARG_CONST_SIZE after ARG_PTR_TO_MEM) is a constant where the call is made, or None
-    for those the helper only writes (MEM_UNINIT). A kfunc's `x__sz` pairs are named only in the
-    kernel's BTF (a program's extern declarations keep no parameter names): its stack memory
-    stays read from the pointer upwards."""
+    """Helper and kfunc calls -> {pointer argument register: bytes} for the memory arguments
+    whose size argument (ARG_CONST_SIZE after ARG_PTR_TO_MEM; a kfunc's `mem, mem__sz` pair) is
+    a constant where the call is made, or None for those a helper only writes (MEM_UNINIT)."""
     insns = {i.idx: i for i in prog.insns}
     out: dict[int, dict[int, int | None]] = {}
     for insn in prog.insns:
         m = prog.meanings.get(insn.idx)
-        if not insn.is_call or not isinstance(m, HelperRef):
+        if not insn.is_call:
             continue
+        pairs: list[tuple[int, bool]] = []     # (pointer register, only written)
+        if isinstance(m, HelperRef):
+            pairs = [(arg.index + 1, arg.raw) for arg in K.helper_mem_args(m.id) if arg.source == "size"]
+        elif isinstance(m, KfuncRef):
+            pairs = [(mem + 1, False) for mem, _size in K.kfunc_sized_args(m.name)]
         sizes: dict[int, int | None] = {}
-        for arg in K.helper_mem_args(m.id):
-            if arg.source != "size" or arg.index > 3:
+        for reg, raw in pairs:
+            if reg > 4:
                 continue
-            reg = arg.index + 1
-            if arg.raw:
+            if raw:
                 sizes[reg] = None
             else:
                 size = _constant_before(insns, preds, insn.idx, reg + 1)
@@ -1127,6 +1130,17 @@ class Relevance:
         instruction `idx`) that may be read again: what `d` reads once its call returns, and
         what the frames above it may still read through the pointers into its stack their calls
         were given (Dataflow.callee_reads, placed by the callers' registers at each call)."""
+        memo = st.slot_memo
+        key = (id(self.slots), d, idx)      # every Relevance of one program shares its slots
+        if memo is not None and key in memo:
+            return memo[key]
+        found = self._caller_slots(st, d, idx)
+        if memo is None:
+            memo = st.slot_memo = {}
+        memo[key] = found
+        return found
+
+    def _caller_slots(self, st, d: int, idx: int) -> frozenset:
         frames = st.frames
         callsite = frames[d + 1].callsite
         whole = self.at_call(callsite)[2]
