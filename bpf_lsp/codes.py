@@ -237,6 +237,15 @@ _CODES = [
          "Kfunc sets are registered per program type.",
          "SEC(\"xdp\") ... bpf_cpumask_create();",
          "Use the kfunc from a program type that allows it."),
+    Code("helper-not-allowed", "error",
+         "program of this type cannot use helper {func}#{helper_id}",
+         "{call} is not available to {prog_type} programs",
+         "The helper is not one this program type may call.",
+         "Each program type offers its own set of helpers (its get_func_proto()): packet helpers to "
+         "packet programs, socket helpers to socket programs, and so on.",
+         "SEC(\"raw_tp/tcp_probe\") ... bpf_get_socket_cookie(sk);",
+         "Use a program type that offers the helper (a `tp_btf/` or `fentry/` program for a BTF "
+         "pointer), or a helper this type offers."),
     Code("helper-null-arg", "error",
          "Possibly NULL pointer passed to helper arg{arg}",
          "{var} may be NULL when passed to {call}",
@@ -803,6 +812,7 @@ STORE_REFERENCED_KPTR = "store-referenced-kptr"
 NO_REFCOUNT_FIELD = "no-refcount-field"
 GRAPH_NODE_MISMATCH = "graph-node-mismatch"
 KFUNC_NOT_ALLOWED = "kfunc-not-allowed"
+HELPER_NOT_ALLOWED = "helper-not-allowed"
 HELPER_NULL_ARG = "helper-null-arg"
 RELEASE_NON_REFERENCED = "release-non-referenced"
 TAIL_CALL_LEAK = "tail-call-leak"

@@ -1558,8 +1558,13 @@ class Interpreter:
             if sem is not None and sem.effect == K.EFFECT_LOCK:
                 raise StopPath
         if isinstance(meaning, HelperRef):
+            # check_helper_call(): the program type's get_func_proto() is asked before the arguments
+            if not K.helper_allowed(meaning.id, self.prog.prog_type, self.sleepable):
+                self._fail(finding(C.HELPER_NOT_ALLOWED, insn.idx, func=name, helper_id=meaning.id,
+                                   prog_type=self.prog.prog_type))
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
             self._helper_memory(insn, st, K.helper_mem_args(meaning.id), meaning.name)
+            self._helper_fills(st, K.helper_mem_args(meaning.id))
             for i in K.helper_map_args(meaning.id):
                 m = st.cur.regs[i + 1].map if st.cur.regs[i + 1].type == MAP_PTR else None
                 allowed = K.MAP_TYPE_FUNCS.get(m.map_type) if m is not None else None
@@ -1641,12 +1646,7 @@ class Interpreter:
                 continue
             if reg.type not in (STACK, MAP_VALUE, PACKET) or reg.var_off:
                 continue
-            if a.source == "size":
-                n = regs[a.index + 2]
-                size = n.umax if _sized(n) else 0
-            else:
-                m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
-                size = (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
+            size = _mem_arg_size(regs, a)
             if size <= 0:
                 continue
             if reg.type == MAP_VALUE:
@@ -1675,6 +1675,34 @@ class Interpreter:
                     self._fail(finding(C.STACK_OBJECT_ACCESS, insn.idx, variant="helper_read", reg=a.index + 1,
                                        off=reg.off, size=size,
                                        object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
+
+    def _helper_fills(self, st: State, mem_args) -> None:
+        """check_helper_call(): the stack bytes a helper fills (MEM_UNINIT: bpf_probe_read_kernel's
+        destination, a popped map value) hold what nobody knows once it returns, as the kernel
+        writes each one (STACK_MISC); a spilled register there is gone, zeros outside stay. Only
+        a size the model knows is followed (the kernel's access size is its largest value); with
+        a variable offset the kernel marks nothing (raw mode is off there)."""
+        regs = st.cur.regs
+        for a in mem_args:
+            reg = regs[a.index + 1]
+            if not a.raw or reg.type != STACK or reg.var_off:
+                continue
+            size = _mem_arg_size(regs, a)
+            lo, hi = reg.off, min(reg.off + size, 0)
+            if size <= 0 or lo < -MAX_STACK:
+                continue
+            fr = self._stack_frame(st, reg)
+            for slot in range(lo // 8, (hi - 1) // 8 + 1):
+                first, last = max(lo, 8 * slot) - 8 * slot, min(hi, 8 * slot + 8) - 8 * slot
+                old = fr.stack.get(slot)
+                if old == ZERO_SLOT:
+                    old = KnownBytes((0,) * 8)
+                if isinstance(old, KnownBytes) and all(b in (0, None) for b in old.known):
+                    # STACK_ZERO bytes the helper does not reach stay zeros
+                    known = tuple(None if first <= k < last else b for k, b in enumerate(old.known))
+                    fr.stack[slot] = MISC if all(b is None for b in known) else KnownBytes(known, self._node(old))
+                else:
+                    fr.stack[slot] = MISC       # a spill (narrow ones too) is scrubbed whole
 
     def _size_range(self, insn: Insn, a, n: Reg, func: str) -> None:
         """check_mem_size_reg(): a size counts by its range (a constant's is itself); its largest
@@ -1896,6 +1924,17 @@ def _widened(result: Reg, dst: Reg, src: Reg, wide: bool) -> str:
     def bounded(r: Reg) -> bool:
         return r.umax < full[1] if not wide else (r.umin, r.umax) != (0, U64)
     return "arithmetic bpf-lsp does not follow exactly" if bounded(dst) and bounded(src) else ""
+
+
+def _mem_arg_size(regs: list[Reg], a) -> int:
+    """The bytes a helper's memory argument covers: its size argument's largest value (where the
+    model knows it as the kernel does), or the key or value size of the map it goes with; 0 when
+    not known."""
+    if a.source == "size":
+        n = regs[a.index + 2]
+        return n.umax if _sized(n) else 0
+    m = regs[a.map_arg + 1].map if regs[a.map_arg + 1].type == MAP_PTR else None
+    return (m.key_size if a.source == "key" else m.value_size) if m is not None else 0
 
 
 def _sized(n: Reg) -> bool:

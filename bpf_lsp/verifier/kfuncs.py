@@ -19,7 +19,7 @@ from importlib import resources
 
 from ..frontend.objfile import essential_name
 
-SEMANTICS_VERSION = 17
+SEMANTICS_VERSION = 18
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -593,6 +593,33 @@ def helper_mem_args(helper_id: int) -> tuple[MemArg, ...]:
 
 def lookup_helper(helper_id: int) -> Semantics | None:
     return HELPERS.get(helper_id) or _generated_helper(helper_id)
+
+
+@lru_cache(maxsize=1)
+def _helper_availability() -> dict[str, dict[str, frozenset[int]]]:
+    try:
+        data = json.loads(resources.files("bpf_lsp").joinpath("data/helper_availability.json").read_text())
+        probed = int(str(data.get("helper_ids", "1..0")).rpartition(".")[2])
+        return {ptype: {variant: frozenset(ids) for variant, ids in variants.items()}
+                for ptype, variants in data["prog_types"].items()} | {"": {"probed": frozenset(range(probed + 1))}}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def helper_allowed(helper_id: int, prog_type: str, sleepable: bool) -> bool:
+    """Whether a program of this type (sleepable or not) may call the helper: what the kernel's
+    get_func_proto() for it returned when devtools/probe_helpers.py asked (bpf_lsp/data/
+    helper_availability.json). Allowed where the kernel could not be asked: a program type that
+    does not load without an attach target (tracing, lsm, struct_ops, ext) or a helper newer
+    than the probe."""
+    table = _helper_availability()
+    variants = table.get(prog_type)
+    if variants is None or helper_id not in table[""]["probed"]:
+        return True
+    ids = variants.get("sleepable" if sleepable else "plain")
+    if ids is None:     # a type only ever loaded one way (syscall programs are always sleepable)
+        ids = frozenset().union(*variants.values())
+    return helper_id in ids
 
 
 def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:

@@ -1,0 +1,59 @@
+"""Which helpers a program type may call: data the running kernel gave (devtools/probe_helpers.py),
+checked at every helper call; where the kernel could not be asked, every helper is allowed."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from conftest import requires_kernel
+
+from bpf_lsp.verifier import kfuncs as K
+
+GET_SOCKET_COOKIE, SKB_STORE_BYTES, GET_CURRENT_PID_TGID, COPY_FROM_USER = 46, 9, 14, 148
+
+
+def _data() -> dict:
+    return json.loads(resources.files("bpf_lsp").joinpath("data/helper_availability.json").read_text())
+
+
+def test_the_table_says_which_kernel_it_came_from_and_covers_the_loadable_types():
+    data = _data()
+    assert data["generated_by"] == "devtools/probe_helpers.py" and data["kernel"]
+    assert {"socket_filter", "kprobe", "sched_cls", "xdp", "tracepoint", "raw_tracepoint", "syscall",
+            "cgroup_skb", "sk_lookup", "netfilter"} <= set(data["prog_types"])
+
+
+def test_a_helper_the_type_does_not_offer_is_refused_and_one_it_offers_is_not():
+    assert not K.helper_allowed(GET_SOCKET_COOKIE, "raw_tracepoint", False)
+    assert K.helper_allowed(GET_SOCKET_COOKIE, "sched_cls", False)
+    assert not K.helper_allowed(SKB_STORE_BYTES, "socket_filter", False)
+    assert K.helper_allowed(SKB_STORE_BYTES, "sched_cls", False)
+    assert K.helper_allowed(GET_CURRENT_PID_TGID, "kprobe", False)
+    # a syscall program is only ever loaded sleepable: either way of asking reads that answer
+    assert K.helper_allowed(COPY_FROM_USER, "syscall", False) == K.helper_allowed(COPY_FROM_USER, "syscall", True)
+
+
+def test_where_the_kernel_could_not_be_asked_every_helper_is_allowed():
+    # tracing, lsm and struct_ops programs do not load without an attach target: not probed
+    for prog_type in ("tracing", "lsm", "struct_ops", "ext", "unknown"):
+        assert K.helper_allowed(GET_SOCKET_COOKIE, prog_type, False), prog_type
+    # a helper newer than the probe
+    assert K.helper_allowed(10_000, "socket_filter", False)
+
+
+@requires_kernel
+def test_the_table_agrees_with_the_running_kernel():
+    # a few answers asked again, as the probe asks them: a stale table shows here
+    from devtools.probe_helpers import PROG_TYPES, UNAVAILABLE, Loader
+    loader = Loader()
+    for prog_type, helper in (("raw_tracepoint", GET_SOCKET_COOKIE), ("sched_cls", GET_SOCKET_COOKIE),
+                              ("socket_filter", SKB_STORE_BYTES), ("xdp", SKB_STORE_BYTES),
+                              ("kprobe", GET_CURRENT_PID_TGID), ("cgroup_skb", GET_SOCKET_COOKIE)):
+        ptype, attaches, _sleepable = PROG_TYPES[prog_type]
+        answers = set()
+        for attach in attaches:
+            err, log = loader.load(ptype, attach, 0, helper)
+            if not err or "(85) call" in log:
+                answers.add(not err or not UNAVAILABLE.search(log))
+        assert answers, prog_type
+        assert K.helper_allowed(helper, prog_type, False) == any(answers), (prog_type, helper)
