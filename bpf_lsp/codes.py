@@ -246,6 +246,33 @@ _CODES = [
          "SEC(\"raw_tp/tcp_probe\") ... bpf_get_socket_cookie(sk);",
          "Use a program type that offers the helper (a `tp_btf/` or `fentry/` program for a BTF "
          "pointer), or a helper this type offers."),
+    Code("gpl-only", "error",
+         "cannot call GPL-restricted function from non-GPL compatible program",
+         "{problem}, and this program's license {license_words}",
+         "A helper, kfunc or kernel type only GPL-compatible programs may use, in a program whose license "
+         "is not.",
+         "The kernel lets only programs whose `license` section is GPL-compatible (\"GPL\", \"Dual BSD/GPL\", "
+         "...) call GPL-only helpers, call any kfunc or read kernel structures through BTF.",
+         "char LICENSE[] SEC(\"license\") = \"Dual BSD\";\n... bpf_probe_read_kernel(&v, 8, ptr);",
+         "Give the program a GPL-compatible license (`char LICENSE[] SEC(\"license\") = \"Dual BSD/GPL\";`), "
+         "or use what does not need one.", "",
+         (("kfunc", "cannot call kernel function from non-GPL compatible program"),
+          ("btf", "Cannot access kernel 'struct {type}' from non-GPL compatible program"))),
+    Code("sleepable-call", "error",
+         "helper call might sleep in a non-sleepable prog",
+         "{call} may sleep, and {problem}",
+         "A helper or kfunc that may sleep is called where the program must not sleep.",
+         "Only a sleepable program (`uprobe.s/`, `fentry.s/`, `lsm.s/`, `syscall`, ...) may call a helper "
+         "or kfunc that can sleep (a page fault while copying from user memory, an allocation), and "
+         "never inside bpf_rcu_read_lock() or with preemption disabled.",
+         "SEC(\"kprobe/do_sys_openat2\") ... bpf_copy_from_user(buf, sizeof(buf), ptr);",
+         "Load the program as sleepable (its `.s` section), read user memory with bpf_probe_read_user() "
+         "instead, or move the call out of the RCU or non-preemptible region.", "",
+         (("helper_rcu", "sleepable helper {func}#{helper_id} in rcu_read_lock region"),
+          ("helper_preempt", "sleepable helper {func}#{helper_id} in non-preemptible region"),
+          ("kfunc", "program must be sleepable to call sleepable kfunc {func}"),
+          ("kfunc_rcu", "kernel func {func} is sleepable within rcu_read_lock region"),
+          ("kfunc_preempt", "kernel func {func} is sleepable within non-preemptible region"))),
     Code("helper-null-arg", "error",
          "Possibly NULL pointer passed to helper arg{arg}",
          "{var} may be NULL when passed to {call}",
@@ -813,6 +840,8 @@ NO_REFCOUNT_FIELD = "no-refcount-field"
 GRAPH_NODE_MISMATCH = "graph-node-mismatch"
 KFUNC_NOT_ALLOWED = "kfunc-not-allowed"
 HELPER_NOT_ALLOWED = "helper-not-allowed"
+SLEEPABLE_CALL = "sleepable-call"
+GPL_ONLY = "gpl-only"
 HELPER_NULL_ARG = "helper-null-arg"
 RELEASE_NON_REFERENCED = "release-non-referenced"
 TAIL_CALL_LEAK = "tail-call-leak"
@@ -881,6 +910,19 @@ SIZE_NOT_CONSTANT = "size-not-constant"
 
 # the `{problem}` of a code's message, per variant of the finding (formatted with its args)
 PROBLEMS = {
+    GPL_ONLY: {
+        "": "{call} is only for GPL-compatible programs",
+        "kfunc": "{call} is a kernel function, which only GPL-compatible programs may call",
+        "btf": "reading kernel 'struct {type}' through BTF is only for GPL-compatible programs",
+    },
+    SLEEPABLE_CALL: {
+        "": "this program is not sleepable",
+        "kfunc": "this program is not sleepable",
+        "helper_rcu": "this is inside bpf_rcu_read_lock()",
+        "kfunc_rcu": "this is inside bpf_rcu_read_lock()",
+        "helper_preempt": "preemption is disabled here (bpf_preempt_disable())",
+        "kfunc_preempt": "preemption is disabled here (bpf_preempt_disable())",
+    },
     MAP_VALUE_OUT_OF_BOUNDS: {
         "": "this accesses {size} bytes at offset {off} of a value of map '{map}', which is {value_size} bytes long",
         "max": "at the largest index this path allows, this accesses {size} bytes at offset {off} of a value of "

@@ -11,8 +11,11 @@ attach target, every attach type it may have, sleepable or not where that is all
 helper id, this loads `call helper; r0 = 0; exit` and reads the verifier's answer:
 check_helper_call() asks the program type for the helper's prototype before it looks at any
 argument, so "program of this type cannot use helper" (or "unknown func") means unavailable and
-any other answer means available. A variant counts only where the verifier reached the call
-(it loaded, or its log shows the call); a program type is recorded only if some variant did. Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) and the bpf syscall.
+any other answer means available; a prototype that may sleep says so to a program that is not
+sleepable ("helper call might sleep in a non-sleepable prog": `might_sleep`), and one only for
+GPL-compatible programs to one whose license is not (`gpl_only`). A variant counts only where
+the verifier reached the call (it loaded, or its log shows the call); a program type is recorded
+only if some variant did. Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN) and the bpf syscall.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ PROG_TYPES = {
     "netfilter": (32, [45], False),
 }
 UNAVAILABLE = re.compile(r"cannot use helper|unknown func")
+MIGHT_SLEEP = "helper call might sleep in a non-sleepable prog"    # fn->might_sleep, where not sleepable
+GPL_ONLY = "cannot call GPL-restricted function"                  # fn->gpl_only, to a non-GPL program
 
 
 def helper_names() -> dict[int, str]:
@@ -76,17 +81,17 @@ class Loader:
         self.nr = nr
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.log = ctypes.create_string_buffer(1 << 16)
-        self.license = ctypes.create_string_buffer(b"GPL")
 
-    def load(self, prog_type: int, attach: int, flags: int, helper: int) -> tuple[int, str]:
+    def load(self, prog_type: int, attach: int, flags: int, helper: int, license: bytes = b"GPL") -> tuple[int, str]:
         """(errno or 0, the verifier's log) for `call helper; r0 = 0; exit`."""
+        lic = ctypes.create_string_buffer(license)
         insns = struct.pack("<BBhi", 0x85, 0, 0, helper) + struct.pack("<BBhi", 0xB7, 0, 0, 0) + \
             struct.pack("<BBhi", 0x95, 0, 0, 0)
         code = ctypes.create_string_buffer(insns, len(insns))
         self.log[0] = b"\0"
         attr = bytearray(128)
         struct.pack_into("<IIQQIIQII", attr, 0, prog_type, 3, ctypes.addressof(code),
-                         ctypes.addressof(self.license), 1, len(self.log), ctypes.addressof(self.log), 0, flags)
+                         ctypes.addressof(lic), 1, len(self.log), ctypes.addressof(self.log), 0, flags)
         struct.pack_into("<I", attr, 68, attach)    # expected_attach_type
         buf = (ctypes.c_char * len(attr)).from_buffer(attr)
         fd = self.libc.syscall(self.nr, BPF_PROG_LOAD, buf, len(attr))
@@ -105,6 +110,8 @@ def probe(loader: Loader, helpers: dict[int, str]) -> dict[str, dict]:
         found: dict[str, list[int]] = {}
         for variant, loads in variants.items():
             available: set[int] = set()
+            sleeps: set[int] = set()
+            gpl_only: set[int] = set()
             reached = False
             for attach, flags in loads:
                 for hid in helpers:
@@ -114,8 +121,16 @@ def probe(loader: Loader, helpers: dict[int, str]) -> dict[str, dict]:
                     reached = True
                     if not err or not UNAVAILABLE.search(log):
                         available.add(hid)
+                    if MIGHT_SLEEP in log:
+                        sleeps.add(hid)
+                    if variant == "plain" and attach == attaches[0] and hid in available and \
+                            GPL_ONLY in loader.load(ptype, attach, flags, hid, license=b"Proprietary")[1]:
+                        gpl_only.add(hid)
             if reached:
                 found[variant] = sorted(available)
+                if variant == "plain":
+                    found["might_sleep"] = sorted(sleeps)
+                    found["gpl_only"] = sorted(gpl_only)
         if found:
             out[name] = found
         print(f"{name:24} " + ", ".join(f"{v}: {len(h)}" for v, h in found.items()) if found

@@ -9,7 +9,7 @@ from conftest import requires_kernel
 
 from bpf_lsp.verifier import kfuncs as K
 
-GET_SOCKET_COOKIE, SKB_STORE_BYTES, GET_CURRENT_PID_TGID, COPY_FROM_USER = 46, 9, 14, 148
+GET_SOCKET_COOKIE, SKB_STORE_BYTES, GET_CURRENT_PID_TGID, COPY_FROM_USER, PROBE_READ_KERNEL = 46, 9, 14, 148, 113
 
 
 def _data() -> dict:
@@ -31,6 +31,16 @@ def test_a_helper_the_type_does_not_offer_is_refused_and_one_it_offers_is_not():
     assert K.helper_allowed(GET_CURRENT_PID_TGID, "kprobe", False)
     # a syscall program is only ever loaded sleepable: either way of asking reads that answer
     assert K.helper_allowed(COPY_FROM_USER, "syscall", False) == K.helper_allowed(COPY_FROM_USER, "syscall", True)
+
+
+def test_a_helper_may_sleep_where_every_type_offering_it_said_so():
+    assert K.helper_might_sleep(COPY_FROM_USER)
+    assert not K.helper_might_sleep(GET_CURRENT_PID_TGID) and not K.helper_might_sleep(10_000)
+    assert K.kfunc_sleepable("bpf_copy_from_user_str") and not K.kfunc_sleepable("bpf_task_from_pid")
+
+
+def test_gpl_only_helpers_are_the_ones_the_kernel_named():
+    assert K.helper_gpl_only(PROBE_READ_KERNEL) and not K.helper_gpl_only(GET_CURRENT_PID_TGID)
 
 
 def test_where_the_kernel_could_not_be_asked_every_helper_is_allowed():
@@ -57,3 +67,11 @@ def test_the_table_agrees_with_the_running_kernel():
                 answers.add(not err or not UNAVAILABLE.search(log))
         assert answers, prog_type
         assert K.helper_allowed(helper, prog_type, False) == any(answers), (prog_type, helper)
+    # and what may sleep says so to a program that is not sleepable
+    from devtools.probe_helpers import MIGHT_SLEEP
+    _err, log = loader.load(PROG_TYPES["kprobe"][0], 0, 0, COPY_FROM_USER)
+    assert (MIGHT_SLEEP in log) == K.helper_might_sleep(COPY_FROM_USER)
+    from devtools.probe_helpers import GPL_ONLY
+    for helper in (PROBE_READ_KERNEL, GET_CURRENT_PID_TGID):
+        _err, log = loader.load(PROG_TYPES["kprobe"][0], 0, 0, helper, license=b"Proprietary")
+        assert (GPL_ONLY in log) == K.helper_gpl_only(helper), helper

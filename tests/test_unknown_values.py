@@ -303,3 +303,23 @@ def test_an_index_the_model_does_not_know_is_never_out_of_bounds(analyzer, tmp_p
     assert all(sev != "error" for _c, sev in got["other_file_index"][1]), got["other_file_index"]
     assert all(sev != "error" for _c, sev in got["load_time_index"][1]), got["load_time_index"]
     assert got["random_index"][0] == "reject" and ("map-value-out-of-bounds", "error") in got["random_index"][1]
+
+
+def test_a_file_without_a_license_may_be_one_file_of_a_gpl_program(analyzer, tmp_path):
+    # a library file of a multi-file program (scx's lib/*.bpf.c) has no `license` section: the
+    # file that carries it is linked in later, so GPL-only helpers and kfuncs are no error here;
+    # a license that is there and not GPL-compatible is
+    body = textwrap.dedent("""
+        SEC("kprobe/do_nanosleep")
+        int read_kernel(void *ctx)
+        {
+            __u64 v = 0;
+            bpf_probe_read_kernel(&v, sizeof(v), ctx);
+            return v;
+        }
+        """)
+    got = verdicts(analyze_text(analyzer, tmp_path / "lib.bpf.c", HEADER + body))
+    assert got["read_kernel"] == ("accept", []), got
+    licensed = HEADER + body + 'char LICENSE[] SEC("license") = "Proprietary";\n'
+    got = verdicts(analyze_text(analyzer, tmp_path / "own.bpf.c", licensed))
+    assert got["read_kernel"] == ("reject", [("gpl-only", "error")]), got

@@ -45,7 +45,8 @@ EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve(
 # (tests/test_codes_render.py checks every template against these and its emitters)
 RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "null_source", "acquire_line", "what", "release_call", "release_line",
                            "insert_call", "insert_line", "unlock_call", "unlock_line", "lock", "lock_line", "held",
-                           "held_line", "rcu_line", "state", "expected_words", "problem", "released_words"})
+                           "held_line", "rcu_line", "state", "expected_words", "problem", "released_words",
+                           "license_words"})
 UNKNOWN_LINE = "?"
 
 
@@ -246,6 +247,9 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
             args[k] = f.arg(k)
     if f.code == C.UNSUPPORTED:
         args["what"] = f.arg("what", "this construct")
+    if f.arg("license") is not None:
+        args["license_words"] = f"'{f.arg('license')}' is not GPL-compatible" if f.arg("license") else \
+            "is empty"
     args["expected_words"] = EXPECTED_WORDS.get(f.arg("expected", ""), "another kind of value")
     args["released_words"] = RELEASED_WORDS.get(f.arg("reason", ""), "released it")
     if f.code in C.PROBLEMS:

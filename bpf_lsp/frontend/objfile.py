@@ -238,6 +238,21 @@ class BpfObject:
         return ELFFile(io.BytesIO(self.elf_bytes))
 
     @cached_property
+    def license(self) -> str | None:
+        """The `license` section's string, as libbpf hands it to the kernel; None without one."""
+        sec = self.elf.get_section_by_name("license")
+        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            return None
+        return sec.data().split(b"\0", 1)[0].decode(errors="replace")
+
+    @property
+    def gpl_compatible(self) -> bool:
+        """license_is_gpl_compatible(): what the kernel lets call GPL-only helpers and kfuncs. An
+        object without a license section counts as compatible: it may be one file of a program
+        whose other file carries the license (scx's libraries), which linking settles."""
+        return self.license is None or self.license in GPL_COMPATIBLE
+
+    @cached_property
     def linkage(self) -> tuple[frozenset[str], frozenset[str]]:
         """(names the object uses but does not define, global names it defines): what the static
         linker matches between the files of one program. Kernel symbols (`__ksym` functions and
@@ -271,6 +286,11 @@ class BpfObject:
         for name in [n for n in out if essential_name(n) != n]:
             out.setdefault(essential_name(name), out[name])
         return out
+
+
+# include/linux/license.h license_is_gpl_compatible()
+GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL",
+                            "Dual MPL/GPL"})
 
 
 def essential_name(name: str) -> str:

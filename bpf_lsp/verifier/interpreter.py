@@ -233,6 +233,14 @@ class Interpreter:
                 if isinstance(m, HelperRef) and m.name == "bpf_tail_call":
                     self._report(finding(C.REF_ARG_TAIL_CALL, insn.idx))
                     return False
+        if not self.prog.obj.gpl_compatible:
+            # add_kfunc_call(): before any of the program is walked, a kfunc call anywhere
+            for insn in self.prog.insns:
+                m = self.prog.meanings.get(insn.idx)
+                if isinstance(m, KfuncRef) and insn.is_call and self._is_kernel_function(m.name):
+                    self._report(finding(C.GPL_ONLY, insn.idx, variant="kfunc", func=m.name,
+                                         license=self.prog.obj.license))
+                    return False
         if self.prog.prog_type in TRACING_PROG_TYPES:
             for insn in self.prog.insns:
                 meaning = self.prog.meanings.get(insn.idx)
@@ -850,6 +858,8 @@ class Interpreter:
         elif base.type == BTF_ID:
             if base.has(ALLOC):
                 self._special_field_access(insn, base, off, size)
+            else:
+                self._kernel_btf_access(insn, base)
             value = self._btf_load(insn, base, off, size, st)
         elif base.type == SOCKET and base.type_name in ("bpf_sock", "bpf_sock_common", "bpf_tcp_sock") \
                 and not base.var_off:
@@ -1562,6 +1572,10 @@ class Interpreter:
             if not K.helper_allowed(meaning.id, self.prog.prog_type, self.sleepable):
                 self._fail(finding(C.HELPER_NOT_ALLOWED, insn.idx, func=name, helper_id=meaning.id,
                                    prog_type=self.prog.prog_type))
+            if K.helper_gpl_only(meaning.id) and not self.prog.obj.gpl_compatible:
+                self._fail(finding(C.GPL_ONLY, insn.idx, func=name, license=self.prog.obj.license))
+            if K.helper_might_sleep(meaning.id):
+                self._may_sleep(insn.idx, st, name, meaning.id)
             self._no_indirect_kptr(insn, st, K.helper_memory_args(meaning.id))
             self._helper_memory(insn, st, K.helper_mem_args(meaning.id), meaning.name)
             self._helper_fills(st, K.helper_mem_args(meaning.id))
@@ -1589,6 +1603,8 @@ class Interpreter:
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
         if not sem.is_helper and self.prog.prog_type != "unknown" and not K.kfunc_allowed(sem, self.prog.prog_type):
             self._fail(finding(C.KFUNC_NOT_ALLOWED, insn.idx, func=name, prog_type=self.prog.prog_type))
+        if not sem.is_helper and K.kfunc_sleepable(name):
+            self._may_sleep(insn.idx, st, name)
         if name in dynptr.SLICE_BUFFER_ARGS:
             # the optional buffer is memory of the constant size the kfunc reads (__szk)
             self._helper_memory(insn, st, dynptr.SLICE_BUFFER_ARGS[name], name)
@@ -1675,6 +1691,31 @@ class Interpreter:
                     self._fail(finding(C.STACK_OBJECT_ACCESS, insn.idx, variant="helper_read", reg=a.index + 1,
                                        off=reg.off, size=size,
                                        object="a bpf_dynptr" if v.type == DYNPTR else "an iterator"))
+
+    def _kernel_btf_access(self, insn: Insn, base: Reg) -> None:
+        """check_ptr_to_btf_access(): kernel structures are read through BTF by GPL-compatible
+        programs only (an object of the program's own types is not the kernel's)."""
+        if not self.prog.obj.gpl_compatible:
+            self._fail(finding(C.GPL_ONLY, insn.idx, variant="btf", type=base.type_name or "?",
+                               license=self.prog.obj.license))
+
+    def _may_sleep(self, idx: int, st: State, func: str, helper_id: int | None = None) -> None:
+        """check_helper_call() / check_kfunc_call(): a call that may sleep needs a sleepable
+        program, outside bpf_rcu_read_lock() and with preemption enabled. Inside a callback the
+        kernel decides sleepability by the callback's kind (a bpf_wq's may sleep): not followed."""
+        if any(fr.callback for fr in st.frames):
+            return
+        kind = "helper" if helper_id is not None else "kfunc"
+        if not self.sleepable:
+            variant = "" if kind == "helper" else "kfunc"
+        elif st.rcu_depth:
+            variant = f"{kind}_rcu"
+        elif st.preempt_depth:
+            variant = f"{kind}_preempt"
+        else:
+            return
+        args = {"helper_id": helper_id} if helper_id is not None else {}
+        self._fail(finding(C.SLEEPABLE_CALL, idx, variant=variant, func=func, **args))
 
     def _helper_fills(self, st: State, mem_args) -> None:
         """check_helper_call(): the stack bytes a helper fills (MEM_UNINIT: bpf_probe_read_kernel's

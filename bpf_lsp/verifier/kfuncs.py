@@ -19,7 +19,7 @@ from importlib import resources
 
 from ..frontend.objfile import essential_name
 
-SEMANTICS_VERSION = 18
+SEMANTICS_VERSION = 19
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
@@ -595,15 +595,26 @@ def lookup_helper(helper_id: int) -> Semantics | None:
     return HELPERS.get(helper_id) or _generated_helper(helper_id)
 
 
+# what the probe says of a helper's prototype rather than of a program type's offer
+HELPER_PROPERTIES = ("might_sleep", "gpl_only")
+
+
 @lru_cache(maxsize=1)
 def _helper_availability() -> dict[str, dict[str, frozenset[int]]]:
     try:
         data = json.loads(resources.files("bpf_lsp").joinpath("data/helper_availability.json").read_text())
         probed = int(str(data.get("helper_ids", "1..0")).rpartition(".")[2])
-        return {ptype: {variant: frozenset(ids) for variant, ids in variants.items()}
-                for ptype, variants in data["prog_types"].items()} | {"": {"probed": frozenset(range(probed + 1))}}
+        table = {ptype: {variant: frozenset(ids) for variant, ids in variants.items()}
+                 for ptype, variants in data["prog_types"].items()}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    # a property is the helper's where every probed type that offers it says so alike
+    agreed = {}
+    for prop in HELPER_PROPERTIES:
+        said = frozenset().union(*(t.get(prop, frozenset()) for t in table.values()))
+        agreed[prop] = frozenset(h for h in said if all(h in t.get(prop, frozenset()) for t in table.values()
+                                                        if h in t.get("plain", frozenset())))
+    return table | {"": {"probed": frozenset(range(probed + 1)), **agreed}}
 
 
 def helper_allowed(helper_id: int, prog_type: str, sleepable: bool) -> bool:
@@ -618,8 +629,26 @@ def helper_allowed(helper_id: int, prog_type: str, sleepable: bool) -> bool:
         return True
     ids = variants.get("sleepable" if sleepable else "plain")
     if ids is None:     # a type only ever loaded one way (syscall programs are always sleepable)
-        ids = frozenset().union(*variants.values())
+        ids = frozenset().union(*(v for k, v in variants.items() if k not in HELPER_PROPERTIES))
     return helper_id in ids
+
+
+def helper_gpl_only(helper_id: int) -> bool:
+    """Whether the helper is for GPL-compatible programs only (`gpl_only`: bpf_probe_read_kernel()),
+    as every program type the kernel offered it to said; False where that is not known."""
+    return helper_id in _helper_availability().get("", {}).get("gpl_only", frozenset())
+
+
+def kfunc_sleepable(name: str) -> bool:
+    """KF_SLEEPABLE: the kfunc may sleep (the generated table's flags)."""
+    entry = kernel_table()["kfuncs"].get(essential_name(name))
+    return entry is not None and "KF_SLEEPABLE" in entry.get("flags", ())
+
+
+def helper_might_sleep(helper_id: int) -> bool:
+    """Whether the helper's prototype may sleep (`might_sleep`: bpf_copy_from_user()), as every
+    program type the kernel offered it to said when asked; False where that is not known."""
+    return helper_id in _helper_availability().get("", {}).get("might_sleep", frozenset())
 
 
 def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:
