@@ -22,7 +22,7 @@ class Code:
     why: str               # why the kernel rejects it
     example: str           # a minimal program showing it
     fix: str               # how to fix it
-    fix_kind: str = ""     # quick fix offered: release | unlock | null_check | refcount | ""
+    fix_kind: str = ""     # quick fix offered: release | unlock | null_check | refcount | license | ""
     variants: tuple[tuple[str, str], ...] = ()   # (variant arg value, kernel template) alternatives
 
     @property
@@ -255,7 +255,7 @@ _CODES = [
          "...) call GPL-only helpers, call any kfunc or read kernel structures through BTF.",
          "char LICENSE[] SEC(\"license\") = \"Dual BSD\";\n... bpf_probe_read_kernel(&v, 8, ptr);",
          "Give the program a GPL-compatible license (`char LICENSE[] SEC(\"license\") = \"Dual BSD/GPL\";`), "
-         "or use what does not need one.", "",
+         "or use what does not need one.", "license",
          (("kfunc", "cannot call kernel function from non-GPL compatible program"),
           ("btf", "Cannot access kernel 'struct {type}' from non-GPL compatible program"))),
     Code("sleepable-call", "error",

@@ -237,3 +237,19 @@ def test_leaked_iterator_fix_destroys_it(wired, tmp_path):
     path.write_text(text)
     fix, fixed = apply_and_check(wired, path, text, "reference-leak")
     assert "bpf_iter_num_destroy(&it);" in fixed
+
+
+def test_license_fix_makes_the_license_gpl_compatible(wired, tmp_path):
+    # gpl-only: the fix rewrites the `license` string, keeping the other half of a dual license
+    text = ('#include "fixture.h"\n'
+            'SEC("kprobe/do_nanosleep")\n'
+            'int read_kernel(void *ctx)\n'
+            '{\n'
+            '\t__u64 v = 0;\n'
+            '\tbpf_probe_read_kernel(&v, sizeof(v), ctx);\n'
+            '\treturn v;\n'
+            '}\n'
+            'char LICENSE[] SEC("license") = "Dual BSD";\n')
+    fix, fixed = apply_and_check(wired, tmp_path / "bsd.bpf.c", text, "gpl-only")
+    assert fix.title == 'Make the license "Dual BSD/GPL"'
+    assert fixed.endswith('char LICENSE[] SEC("license") = "Dual BSD/GPL";\n')

@@ -46,6 +46,11 @@ class SourceFiles:
             self._raw[key] = text
             self._main.append(key)
 
+    @property
+    def main_files(self) -> list[str]:
+        """The files given as text (the program's own sources, as the editor holds them)."""
+        return list(self._main)
+
     def text(self, path: str) -> str | None:
         key = os.path.abspath(path)
         if key not in self._raw:

@@ -8,10 +8,10 @@ it, and that each one produces an edit on a real program).
 from __future__ import annotations
 
 from .base import Context, Handler
-from . import graph, leaks, locks, nullness
+from . import graph, leaks, license, locks, nullness
 
 HANDLERS: dict[str, Handler] = {}
-for _family in (leaks, locks, graph, nullness):
+for _family in (leaks, locks, graph, nullness, license):
     for _handler in _family.HANDLERS:
         for _code in _handler.codes:
             assert _code not in HANDLERS, f"{_code} has two handlers"
