@@ -246,6 +246,20 @@ _CODES = [
          "SEC(\"raw_tp/tcp_probe\") ... bpf_get_socket_cookie(sk);",
          "Use a program type that offers the helper (a `tp_btf/` or `fentry/` program for a BTF "
          "pointer), or a helper this type offers."),
+    Code("pointer-arith", "error",
+         "R{reg} tried to subtract pointer from scalar",
+         "{problem}",
+         "Arithmetic on a pointer that the kernel does not allow.",
+         "The verifier follows a pointer through additions and subtractions of numbers only, in 64 bits; "
+         "any other operation would give an address it can no longer check.",
+         "long n = 100 - (long)data;",
+         "Do the arithmetic on offsets (numbers) and add the result to the pointer.", "",
+         (("stack_sub", "R{reg} subtraction from stack pointer prohibited"),
+          ("bitwise", "R{reg} bitwise operator {op} on pointer prohibited"),
+          ("op", "R{reg} pointer arithmetic with {op} operator prohibited"),
+          ("alu32", "R{reg} 32-bit pointer arithmetic prohibited"),
+          ("ptr_ptr", "R{reg} pointer {op} pointer prohibited"),
+          ("type", "R{reg} pointer arithmetic on {type} prohibited"))),
     Code("gpl-only", "error",
          "cannot call GPL-restricted function from non-GPL compatible program",
          "{problem}, and this program's license {license_words}",
@@ -842,6 +856,7 @@ KFUNC_NOT_ALLOWED = "kfunc-not-allowed"
 HELPER_NOT_ALLOWED = "helper-not-allowed"
 SLEEPABLE_CALL = "sleepable-call"
 GPL_ONLY = "gpl-only"
+POINTER_ARITH = "pointer-arith"
 HELPER_NULL_ARG = "helper-null-arg"
 RELEASE_NON_REFERENCED = "release-non-referenced"
 TAIL_CALL_LEAK = "tail-call-leak"
@@ -910,6 +925,15 @@ SIZE_NOT_CONSTANT = "size-not-constant"
 
 # the `{problem}` of a code's message, per variant of the finding (formatted with its args)
 PROBLEMS = {
+    POINTER_ARITH: {
+        "": "a pointer is subtracted from a number; only a number may be subtracted from a pointer",
+        "stack_sub": "a number is subtracted from a stack pointer; add its negative instead",
+        "bitwise": "a pointer is combined bitwise (&, |, ^), which the kernel does not allow",
+        "op": "a pointer is multiplied, divided or shifted; only numbers may be added to or subtracted from it",
+        "alu32": "32-bit arithmetic on a pointer is not allowed; pointers move in 64 bits",
+        "ptr_ptr": "two pointers may only be subtracted from each other",
+        "type": "a {type} pointer cannot be moved by arithmetic",
+    },
     GPL_ONLY: {
         "": "{call} is only for GPL-compatible programs",
         "kfunc": "{call} is a kernel function, which only GPL-compatible programs may call",

@@ -48,6 +48,12 @@ EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits 
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 SATURATED_AFTER = 8         # ... or until this many in a row showed nothing new there
+# bpf_alu_string[], as the kernel names an operator in its messages
+ALU_OP_NAMES = {isa.ADD: "+=", isa.SUB: "-=", isa.MUL: "*=", isa.OR: "|=", isa.AND: "&=", isa.LSH: "<<=",
+                isa.RSH: ">>=", isa.NEG: "neg", isa.DIV: "/=", isa.MOD: "%=", isa.XOR: "^=", isa.MOV: "=",
+                isa.ARSH: "s>>=", isa.END: "endian"}
+# adjust_ptr_min_max_vals(): the pointer kinds a number may move (a map pointer only by 0)
+POINTER_ARITH_TYPES = frozenset({CTX, MAP_VALUE, STACK, PACKET, BTF_ID, MEM, FUNC, DYNPTR})
 
 # Where packet pointers live in the context (offsets of data / data_end / data_meta).
 PACKET_META_FIELDS = {"sched_cls": (140,), "sched_act": (140,), "xdp": (8,)}
@@ -758,6 +764,8 @@ class Interpreter:
                     result = result.unlinked()
             regs[insn.dst] = result
             return
+        if op not in (isa.NEG, isa.END):
+            self._pointer_op_allowed(insn, dst, src, wide)
         if wide and op in (isa.ADD, isa.SUB) and dst.is_pointer and src.type == SCALAR:
             if insn.uses_reg_src:
                 self._decided(insn.idx, src)     # the number is a pointer's offset here
@@ -767,8 +775,41 @@ class Interpreter:
             self._decided(insn.idx, dst)
             regs[insn.dst] = self._ptr_arith(insn, src, dst, False, reg=insn.src)
             return
-        # pointer - pointer, or any other operation involving a pointer: an unknown number
+        # pointer - pointer (root may), a 32-bit subtraction, a unary operation: an unknown number
         regs[insn.dst] = UNKNOWN
+
+    def _pointer_op_allowed(self, insn: Insn, dst: Reg, src: Reg, wide: bool) -> None:
+        """adjust_reg_min_max_vals() / adjust_ptr_min_max_vals(): what arithmetic a pointer allows
+        (to a privileged program): a number added to or subtracted from it in 64 bits, a pointer
+        subtracted from another; nothing else."""
+        op = insn.op
+        name = ALU_OP_NAMES.get(op, "?")
+        if dst.is_pointer and src.is_pointer:
+            if op != isa.SUB:
+                self._fail(finding(C.POINTER_ARITH, insn.idx, variant="ptr_ptr", reg=insn.dst, op=name))
+            return
+        ptr = dst if dst.is_pointer else src
+        if not ptr.is_pointer:
+            return
+        if not wide:
+            if op != isa.SUB:
+                self._fail(finding(C.POINTER_ARITH, insn.idx, variant="alu32", reg=insn.dst))
+            return
+        if ptr.maybe_null:
+            self._fail(finding(C.NULL_PTR_ARITH, insn.idx, reg=insn.dst, type=ptr.type_str(),
+                               related=self._acq_rel(ptr, None)))
+        offset = src if ptr is dst else dst
+        if ptr.type not in POINTER_ARITH_TYPES and not (
+                ptr.type == MAP_PTR and op == isa.ADD and offset.is_const and offset.const == 0):
+            self._fail(finding(C.POINTER_ARITH, insn.idx, variant="type", reg=insn.dst, type=ptr.type_str()))
+        if op == isa.SUB and ptr is src:
+            self._fail(finding(C.POINTER_ARITH, insn.idx, reg=insn.dst))
+        if op == isa.SUB and ptr.type == STACK:
+            self._fail(finding(C.POINTER_ARITH, insn.idx, variant="stack_sub", reg=insn.dst))
+        if op in (isa.AND, isa.OR, isa.XOR):
+            self._fail(finding(C.POINTER_ARITH, insn.idx, variant="bitwise", reg=insn.dst, op=name))
+        if op not in (isa.ADD, isa.SUB):
+            self._fail(finding(C.POINTER_ARITH, insn.idx, variant="op", reg=insn.dst, op=name))
 
     def _ptr_arith(self, insn: Insn, ptr: Reg, delta: Reg, negate: bool, reg: int | None = None) -> Reg:
         if ptr.maybe_null:

@@ -52,6 +52,8 @@ def call_arguments(prog: Program) -> dict[int, frozenset]:
     return out
 
 
+CALLEE_SAVED = frozenset({6, 7, 8, 9})   # what a call leaves of the caller's registers
+
 # helper arguments of no pointer kind whose value the kernel still needs exactly: a tail call's
 # index (record_func_key() marks it precise when constant)
 _KEY_ARGS = {"bpf_tail_call": 3}
@@ -1082,6 +1084,7 @@ class Relevance:
     decided: frozenset | None = None   # the walk's decided events precision counts (None: all)
     _flow: "Dataflow | None" = field(default=None, compare=False)
     _callers: dict = field(default_factory=dict, compare=False)
+    _caller_live: dict = field(default_factory=dict, compare=False)
     _here: dict = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -1123,6 +1126,14 @@ class Relevance:
             found = self._callers[callsite] = (self.live.get(ret, ALL_ORDERED),
                                                frozenset(regs | {x for x in precise if not isinstance(x, int) or x < 0}),
                                                slots)
+        return found
+
+    def caller_live(self, callsite: int) -> tuple[int, ...]:
+        """The caller's live registers once the call at `callsite` returns that the call keeps
+        (r6-r9: r0-r5 are overwritten then), in at_call's order."""
+        found = self._caller_live.get(callsite)
+        if found is None:
+            found = self._caller_live[callsite] = tuple(r for r in self.at_call(callsite)[0] if r in CALLEE_SAVED)
         return found
 
     def caller_slots(self, st, d: int, idx: int) -> frozenset:

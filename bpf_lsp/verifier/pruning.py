@@ -5,11 +5,9 @@ from dataclasses import replace
 
 from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, PACKET, S64_MAX, S64_MIN, SCALAR, U64,
                      ZERO_SLOT, KnownBytes, NarrowSpill, Reg, State)
-from .liveness import ANY_SLOT, Relevance
+from .liveness import ANY_SLOT, CALLEE_SAVED, Relevance
 from .precision import needed
 from .scalars import low32, signed32
-
-CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
 
 def state_shape(st: State) -> tuple:
@@ -71,18 +69,25 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
                     witness[0] = (d, True, r)
                 return False
         every, every_precise, every_sure = ANY_SLOT in slots, ANY_SLOT in precise, ANY_SLOT in sure
-        cstack = fc.stack
-        for slot, ov in fo.stack.items():
+        ostack, cstack = fo.stack, fc.stack
+        for slot, ov in ostack.items():
             cv = cstack.get(slot)
-            if ov is cv and not _linked_slot(ov) and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
-                continue
+            if ov is cv:
+                # the very value both paths inherited, unless ids or links in it must still map
+                # (_linked_slot, inline: this loop is the verifier's hottest)
+                t = type(ov)
+                if t is Reg:
+                    if not ov.link and not ov.id and not ov.ref_obj_id:
+                        continue
+                elif t is not NarrowSpill or not ov.reg.link:
+                    continue
             if _slot_differs(ov, cv, every or slot in slots, every_precise or slot in precise,
                              base is not None and not every_sure and slot not in sure, idmap, marks, seq):
                 if witness is not None:
                     witness[0] = (d, False, slot)
                 return False
         for slot, cv in cstack.items():
-            if slot not in fo.stack and _holds_object(cv):
+            if type(cv) is Reg and (cv.ref_obj_id or NON_OWN in cv.flags) and slot not in ostack:
                 if witness is not None:
                     witness[0] = (d, False, slot)
                 return False
@@ -104,7 +109,7 @@ def _frame_sets(old: State, cur: State, d: int, depth: int, here: tuple, rel: Re
         slots = slots | rel.caller_slots(cur, d, here[3])
     sure = base.at_call(callsite)[1] if base is not None else precise
     # a caller's r0-r5 are overwritten when the call returns
-    return [r for r in live if r in CALLEE_SAVED], precise, slots, sure
+    return rel.caller_live(callsite), precise, slots, sure
 
 
 def _reg_differs(o: Reg, c: Reg, precise: bool, sure: bool, idmap: dict, marks: list | None, seq: int) -> bool:
@@ -221,7 +226,7 @@ def register_signature(st: State, live: tuple, rel: Relevance) -> tuple:
     for d in range(len(frames) - 2, -1, -1):
         regs = frames[d].regs
         sig.append(None)    # frame boundary
-        sig.extend(_reg_key(regs[r]) for r in rel.at_call(frames[d + 1].callsite)[0] if r in CALLEE_SAVED)
+        sig.extend(_reg_key(regs[r]) for r in rel.caller_live(frames[d + 1].callsite))
     return tuple(sig)
 
 
