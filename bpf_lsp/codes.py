@@ -370,6 +370,15 @@ _CODES = [
          "A context access at an offset the program type does not have.",
          "Context accesses are checked per program type (is_valid_access).",
          "", "Access only the context's fields."),
+    Code("ctx-pointer-moved", "error",
+         "dereference of modified ctx ptr R{reg} off={off} disallowed",
+         "the context is read or written through a pointer moved {off} bytes from where the program got it",
+         "A context access through a context pointer that was moved.",
+         "The kernel rewrites each context access for the field it names, which it can only do when the "
+         "instruction's own offset names it: the pointer must be the one the program was given.",
+         "char *p = (char *)skb + 8;\nreturn *(__u32 *)p;",
+         "Access the field directly (`skb->mark`), so the offset stays in the instruction.", "",
+         (("negative", "negative offset ctx ptr R{reg} off={off} disallowed"),)),
     Code("object-error", "error",
          "",
          "the compiled object could not be analysed: {detail}",
@@ -869,6 +878,7 @@ FILE_TOO_LARGE = "file-too-large"
 INTERNAL_ERROR = "internal-error"
 INVALID_REGISTER = "invalid-register"
 INVALID_CTX_ACCESS = "invalid-ctx-access"
+CTX_POINTER_MOVED = "ctx-pointer-moved"
 OBJECT_ERROR = "object-error"
 NOT_RCU_POINTER = "not-rcu-pointer"
 HELPER_ARG_TYPE = "helper-arg-type"

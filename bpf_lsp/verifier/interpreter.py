@@ -889,6 +889,7 @@ class Interpreter:
             if value.type == SCALAR and value.dep is not None:
                 value = value.with_dep(self._node(value))     # a fill is a copy (precision.py)
         elif base.type == CTX:
+            self._ctx_pointer_unmoved(insn, base, insn.src)
             value = self._ctx_load(off, size, st, insn)
         elif base.type == MAP_VALUE and not base.var_off:
             self._map_value_bounds(insn, base, off, size)
@@ -934,6 +935,8 @@ class Interpreter:
             return
         off = base.off + insn.off
         self._mem_bounds(insn, base, off, insn.size)
+        if base.type == CTX:
+            self._ctx_pointer_unmoved(insn, base, insn.dst)
         if insn.cls == Cls.STX:
             value = self._read(st, insn.src, insn.idx)
         else:
@@ -1132,6 +1135,15 @@ class Interpreter:
             else:
                 fr.stack[s] = MISC
         return kept
+
+    def _ctx_pointer_unmoved(self, insn: Insn, base: Reg, reg: int) -> None:
+        """check_ptr_off_reg(): the context is accessed through the pointer the program was given,
+        the field's offset in the instruction; a moved one is refused (a variable move is not
+        followed here)."""
+        if base.var_off or not base.off:
+            return
+        self._fail(finding(C.CTX_POINTER_MOVED, insn.idx, variant="negative" if base.off < 0 else "",
+                           reg=reg, off=base.off))
 
     def _ctx_load(self, off: int, size: int, st: State, insn: Insn) -> Reg:
         ptype = self.prog.prog_type
