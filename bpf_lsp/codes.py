@@ -370,6 +370,15 @@ _CODES = [
          "A context access at an offset the program type does not have.",
          "Context accesses are checked per program type (is_valid_access).",
          "", "Access only the context's fields."),
+    Code("alu-immediate", "error",
+         "div by zero",
+         "{problem}",
+         "A division by the constant 0, or a shift by a constant the register does not have bits for.",
+         "The kernel checks the constants an instruction carries: dividing by 0 or shifting a 64-bit "
+         "register by 64 or more (a 32-bit one by 32) has no meaning.",
+         "asm volatile(\"r0 /= 0\");",
+         "Divide by a number that is not 0, shift by less than the register's width.", "",
+         (("shift", "invalid shift {imm}"),)),
     Code("ctx-pointer-moved", "error",
          "dereference of modified ctx ptr R{reg} off={off} disallowed",
          "the context is read or written through a pointer moved {off} bytes from where the program got it",
@@ -879,6 +888,7 @@ INTERNAL_ERROR = "internal-error"
 INVALID_REGISTER = "invalid-register"
 INVALID_CTX_ACCESS = "invalid-ctx-access"
 CTX_POINTER_MOVED = "ctx-pointer-moved"
+ALU_IMMEDIATE = "alu-immediate"
 OBJECT_ERROR = "object-error"
 NOT_RCU_POINTER = "not-rcu-pointer"
 HELPER_ARG_TYPE = "helper-arg-type"
@@ -935,6 +945,10 @@ SIZE_NOT_CONSTANT = "size-not-constant"
 
 # the `{problem}` of a code's message, per variant of the finding (formatted with its args)
 PROBLEMS = {
+    ALU_IMMEDIATE: {
+        "": "this divides by the constant 0",
+        "shift": "this shifts by {imm} bits, more than the register has",
+    },
     POINTER_ARITH: {
         "": "a pointer is subtracted from a number; only a number may be subtracted from a pointer",
         "stack_sub": "a number is subtracted from a stack pointer; add its negative instead",

@@ -242,7 +242,7 @@ def render(f: Finding, src: ProgramSources, program: str, fallback_path: str = "
     args["rcu_line"] = _line(src, f.related_insn("rcu_locked"))
     args["state"] = STATE_WORDS.get(f.arg("state", ""), "is not an owning reference")
     for k in ("head_type", "head", "map", "cause", "dest", "type", "off", "budget", "detail", "prog_type",
-              "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off", "gap"):
+              "node_type", "node_off", "value_type", "arg_off", "arg_type", "lock_off", "gap", "imm"):
         if f.arg(k) is not None:
             args[k] = f.arg(k)
     if f.code == C.UNSUPPORTED:

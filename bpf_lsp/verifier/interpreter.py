@@ -719,6 +719,12 @@ class Interpreter:
         if insn.dst == 10:
             self._unsupported(insn.idx, "writes to the frame pointer r10")
             raise StopPath
+        if not insn.uses_reg_src:
+            # check_alu_op(): constants the instruction itself carries
+            if op in (isa.DIV, isa.MOD) and insn.imm == 0:
+                self._fail(finding(C.ALU_IMMEDIATE, insn.idx))
+            if op in (isa.LSH, isa.RSH, isa.ARSH) and not 0 <= insn.imm < (64 if wide else 32):
+                self._fail(finding(C.ALU_IMMEDIATE, insn.idx, variant="shift", imm=insn.imm))
         src = self._read(st, insn.src, insn.idx) if insn.uses_reg_src and op != isa.END else scalar_const(insn.imm)
         if op == isa.MOV and wide and insn.off == 1 and insn.uses_reg_src:
             # BPF_ADDR_SPACE_CAST: imm 1 makes an arena address a pointer (PTR_TO_ARENA); the
