@@ -779,7 +779,7 @@ class Interpreter:
             return
         if wide and op == isa.ADD and src.is_pointer and dst.type == SCALAR:
             self._decided(insn.idx, dst)
-            regs[insn.dst] = self._ptr_arith(insn, src, dst, False, reg=insn.src)
+            regs[insn.dst] = self._ptr_arith(insn, src, dst, False)
             return
         # pointer - pointer (root may), a 32-bit subtraction, a unary operation: an unknown number
         regs[insn.dst] = UNKNOWN
@@ -817,11 +817,8 @@ class Interpreter:
         if op not in (isa.ADD, isa.SUB):
             self._fail(finding(C.POINTER_ARITH, insn.idx, variant="op", reg=insn.dst, op=name))
 
-    def _ptr_arith(self, insn: Insn, ptr: Reg, delta: Reg, negate: bool, reg: int | None = None) -> Reg:
-        if ptr.maybe_null:
-            r = insn.dst if reg is None else reg
-            self._fail(finding(C.NULL_PTR_ARITH, insn.idx, reg=r, type=ptr.type_str(),
-                               related=self._acq_rel(ptr, None)))
+    def _ptr_arith(self, insn: Insn, ptr: Reg, delta: Reg, negate: bool) -> Reg:
+        """A pointer moved by a number (_pointer_op_allowed() said it may be)."""
         if delta.is_const:
             d = to_signed(delta.const)
             return replace(ptr, off=ptr.off - d if negate else ptr.off + d)

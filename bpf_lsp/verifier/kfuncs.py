@@ -508,9 +508,13 @@ def kfunc_param_names(name: str) -> tuple[str, ...] | None:
     """A kfunc's parameter names as the kernel defines it (the generated table), None when not
     known. The kernel reads a parameter's meaning from its name's suffix (`__sz`, `__k`, ...);
     the extern declaration a program calls through keeps no names in its BTF."""
-    entry = kernel_table()["kfuncs"].get(essential_name(name))
-    params = entry.get("params") if entry else None
+    params = _table_kfunc(name).get("params")
     return tuple(params) if params is not None else None
+
+
+def _table_kfunc(name: str) -> dict:
+    """The generated table's entry for the kfunc an extern names ({} if none)."""
+    return kernel_table()["kfuncs"].get(essential_name(name)) or {}
 
 
 # is_kfunc_arg_mem_size() / is_kfunc_arg_const_mem_size(): the parameter before one so named is
@@ -633,22 +637,25 @@ def helper_allowed(helper_id: int, prog_type: str, sleepable: bool) -> bool:
     return helper_id in ids
 
 
+def _helper_property(prop: str, helper_id: int) -> bool:
+    """A HELPER_PROPERTIES entry of the helper's prototype, as every program type the kernel
+    offered it to said when asked; False where that is not known."""
+    return helper_id in _helper_availability().get("", {}).get(prop, frozenset())
+
+
 def helper_gpl_only(helper_id: int) -> bool:
-    """Whether the helper is for GPL-compatible programs only (`gpl_only`: bpf_probe_read_kernel()),
-    as every program type the kernel offered it to said; False where that is not known."""
-    return helper_id in _helper_availability().get("", {}).get("gpl_only", frozenset())
+    """The helper is for GPL-compatible programs only (`gpl_only`: bpf_probe_read_kernel())."""
+    return _helper_property("gpl_only", helper_id)
 
 
 def kfunc_sleepable(name: str) -> bool:
     """KF_SLEEPABLE: the kfunc may sleep (the generated table's flags)."""
-    entry = kernel_table()["kfuncs"].get(essential_name(name))
-    return entry is not None and "KF_SLEEPABLE" in entry.get("flags", ())
+    return "KF_SLEEPABLE" in _table_kfunc(name).get("flags", ())
 
 
 def helper_might_sleep(helper_id: int) -> bool:
-    """Whether the helper's prototype may sleep (`might_sleep`: bpf_copy_from_user()), as every
-    program type the kernel offered it to said when asked; False where that is not known."""
-    return helper_id in _helper_availability().get("", {}).get("might_sleep", frozenset())
+    """The helper's prototype may sleep (`might_sleep`: bpf_copy_from_user())."""
+    return _helper_property("might_sleep", helper_id)
 
 
 def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:

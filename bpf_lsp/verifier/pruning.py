@@ -72,22 +72,15 @@ def values_subsume(old: State, cur: State, here: tuple, rel: Relevance, base: Re
         ostack, cstack = fo.stack, fc.stack
         for slot, ov in ostack.items():
             cv = cstack.get(slot)
-            if ov is cv:
-                # the very value both paths inherited, unless ids or links in it must still map
-                # (_linked_slot, inline: this loop is the verifier's hottest)
-                t = type(ov)
-                if t is Reg:
-                    if not ov.link and not ov.id and not ov.ref_obj_id:
-                        continue
-                elif t is not NarrowSpill or not ov.reg.link:
-                    continue
+            if ov is cv and _inherited(ov):
+                continue
             if _slot_differs(ov, cv, every or slot in slots, every_precise or slot in precise,
                              base is not None and not every_sure and slot not in sure, idmap, marks, seq):
                 if witness is not None:
                     witness[0] = (d, False, slot)
                 return False
         for slot, cv in cstack.items():
-            if type(cv) is Reg and (cv.ref_obj_id or NON_OWN in cv.flags) and slot not in ostack:
+            if _holds_object(cv) and slot not in ostack:
                 if witness is not None:
                     witness[0] = (d, False, slot)
                 return False
@@ -149,16 +142,19 @@ def _slot_differs(ov, cv, live: bool, precise: bool, walked: bool, idmap: dict, 
     return ov != cv and (ov == ZERO_SLOT or isinstance(ov, KnownBytes))
 
 
-def _linked_slot(v) -> bool:
-    """A slot holding a linked copy: the very value both states inherited must still have its
-    link mapped like the others."""
-    return bool(v.link if isinstance(v, Reg) else v.reg.link if isinstance(v, NarrowSpill) else 0)
+def _inherited(v) -> bool:
+    """A slot value both states hold as the very same object needs no comparison, unless ids or
+    links in it must still map like the others' (a linked copy, a pointer with an id)."""
+    t = type(v)
+    if t is Reg:
+        return not v.link and not v.id and not v.ref_obj_id
+    return t is not NarrowSpill or not v.reg.link
 
 
 def _holds_object(v) -> bool:
     """A slot value that holds a reference or a non-owning pointer: a state without it cannot
     stand in for one with it."""
-    return isinstance(v, Reg) and bool(v.ref_obj_id or v.has(NON_OWN))
+    return type(v) is Reg and bool(v.ref_obj_id or NON_OWN in v.flags)
 
 
 def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, rel: Relevance,
@@ -182,7 +178,7 @@ def _differs_at(old: State, cur: State, where: tuple, depth: int, here: tuple, r
     ov, cv = fo.stack.get(key), fc.stack.get(key)
     if ov is None:
         return _holds_object(cv)
-    if ov is cv and not _linked_slot(ov) and (not isinstance(ov, Reg) or (not ov.id and not ov.ref_obj_id)):
+    if ov is cv and _inherited(ov):
         return False
     every_sure = ANY_SLOT in sure
     return _slot_differs(ov, cv, ANY_SLOT in slots or key in slots, ANY_SLOT in precise or key in precise,
