@@ -1,7 +1,6 @@
 """Calls: every helper and kfunc call checked and applied as its semantics record says."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..frontend.isa import Insn
@@ -95,7 +94,7 @@ class CallChecker:
             if dynptrs.moves_packet():
                 invalidate_packet_pointers(self.st, Tombstone("packet_moved", self.insn.idx, via=sem.name))
         elif dynptrs is not None and sem.name in SLICE_SIZE_REG:
-            self.regs[0] = replace(ANY, type_name=f"a slice of an unknown dynptr from {sem.name}()")
+            self.regs[0] = ANY.evolve(type_name=f"a slice of an unknown dynptr from {sem.name}()")
         return self.insn.idx + 1
 
     # ---- arguments
@@ -314,7 +313,7 @@ class CallChecker:
         """A value of an inner map (an outer map's lookup): its layout is not modelled, so what
         needs its record is unknown, never an error."""
         if reg.type == MAP_VALUE and reg.map is None:
-            self.it._gap(self.insn.idx, replace(ANY, type_name="a value of an inner map"))
+            self.it._gap(self.insn.idx, ANY.evolve(type_name="a value of an inner map"))
             self.unknown_args = True
             return True
         return False
@@ -621,7 +620,7 @@ class CallChecker:
                     break
         if sem.has(K.ACQUIRE) and r0.is_pointer and r0.type != ANYTHING:
             rid = it.acquire(st, "kernel", at, sem.name, r0.type_name)
-            r0 = replace(r0, ref_obj_id=rid)
+            r0 = r0.evolve(ref_obj_id=rid)
         self.finish(r0)
 
     def proto_return(self, trusted: bool) -> Reg:
@@ -631,7 +630,7 @@ class CallChecker:
         if proto is None and sem.name in it.env.kernel_funcs:
             proto = it.env.kernel_funcs[sem.name][0]
         if proto is None:
-            return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns (no prototype)")
+            return ANY.evolve(type_name=f"what {K.spelling(sem.name)}() returns (no prototype)")
         kind, name, size = proto
         if kind == "scalar" or kind == "void":
             return UNKNOWN
@@ -661,8 +660,8 @@ class CallChecker:
                       flags=frozenset({ALLOC, NON_OWN}), nonown_at=at, nonown_via="(callback argument)")
             it.verify_callback(self.insn, st, self.callback_target, [arg, arg], "rbtree_less")
         # ownership moves to the collection: every copy becomes a non-owning reference
-        st.map_values(lambda v: replace(v, ref_obj_id=0, flags=v.flags | {NON_OWN}, nonown_at=at,
-                                        nonown_via=self.sem.name)
+        st.map_values(lambda v: v.evolve(ref_obj_id=0, flags=v.flags | {NON_OWN}, nonown_at=at,
+                                   nonown_via=self.sem.name)
                       if v.ref_obj_id == ref_id and v.is_pointer else v)
         st.refs.pop(ref_id, None)
 
@@ -721,7 +720,7 @@ class CallChecker:
         if ret == K.RET_KERN_CTX:
             tname = KERN_CTX_TYPES.get(self.it.prog.prog_type, "")
             if not tname:
-                return replace(ANY, type_name=f"the kernel context of {self.it.prog.prog_type} programs")
+                return ANY.evolve(type_name=f"the kernel context of {self.it.prog.prog_type} programs")
             return Reg(BTF_ID, type_name=tname, flags=frozenset({TRUSTED}))
         if ret == K.RET_SAME_OBJ:
             src = self.regs[1]
@@ -731,11 +730,11 @@ class CallChecker:
             return Reg(BTF_ID, type_name=src.type_name, btf_id=src.btf_id, flags=frozenset(flags | {ALLOC}),
                        id=vid, ref_obj_id=rid)
         if ret == K.RET_ANYTHING or (self.unknown_args and ret not in (K.RET_SCALAR, K.RET_VOID)):
-            return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
+            return ANY.evolve(type_name=f"what {K.spelling(sem.name)}() returns")
         if ret == K.RET_GRAPH_NODE:
             root = self.root_arg[2] if self.root_arg else None
             if root is None:
-                return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
+                return ANY.evolve(type_name=f"what {K.spelling(sem.name)}() returns")
             if sem.effect == K.EFFECT_GRAPH_PEEK:
                 return Reg(BTF_ID, type_name=root.value_type, btf_id=root.value_btf_id, off=root.node_off,
                            flags=frozenset(flags | {ALLOC, NON_OWN}), id=vid, nonown_at=at, nonown_via=sem.name)
@@ -756,7 +755,7 @@ class CallChecker:
                 rid = it.acquire(st, "socket", at, sem.name, "bpf_sock")
                 return Reg(SOCKET, flags=frozenset(flags), id=vid, ref_obj_id=rid, type_name="bpf_sock")
             if m is not None and m.map_type == XSKMAP_TYPE:
-                return replace(ANY, type_name="an XDP socket")
+                return ANY.evolve(type_name="an XDP socket")
             if m is not None and m.map_type in ARRAY_MAP_TYPES and sem.name == "bpf_map_lookup_elem" and self._key_in_range(m):
                 # can_elide_value_nullness(): an array element at a constant in-range key exists
                 flags.discard(MAYBE_NULL)
@@ -782,7 +781,7 @@ class CallChecker:
         if ret == K.RET_KPTR_OLD:
             k = kptr_old
             if k is None:
-                return replace(ANY, type_name=f"what {K.spelling(sem.name)}() returns")
+                return ANY.evolve(type_name=f"what {K.spelling(sem.name)}() returns")
             kind = ("percpu_local" if k.percpu else "local") if k.local else k.type_name
             rid = it.acquire(st, kind, at, sem.name, k.type_name)
             extra = ({ALLOC, PERCPU} if k.percpu else {ALLOC}) if k.local else {TRUSTED}

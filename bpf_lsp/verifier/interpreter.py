@@ -9,7 +9,7 @@ pending paths are still explored, so one program can report several independent 
 from __future__ import annotations
 
 import time
-from functools import cached_property
+from functools import cache, cached_property
 from dataclasses import dataclass, field, replace
 
 from ..frontend import isa
@@ -160,6 +160,7 @@ class Interpreter:
         self.unsupported: list[str] = []
         self.gaps: list[str] = []                   # what the model lacked where it mattered
         self.states: dict[int, InsnStates] = {}
+        self._pointer_summaries: dict[tuple, tuple] = {}    # (loc, frame, id) -> (Reg, its summary)
         self.explored: dict[tuple, list[Explored]] = {}
         self.next_id = 1
         self.relevance = relevance or Relevance.of(prog)
@@ -570,12 +571,12 @@ class Interpreter:
         fr = st.cur
         for r, reg in enumerate(fr.regs[:10]):
             if _summarised(reg):
-                s = self._summary(f"r{r}", depth, reg, st)
+                s = self._summary(_REG_NAMES[r], depth, reg, st)
                 if s is not None:
                     rec.values.add(s)
         for slot, v in fr.stack.items():
-            if isinstance(v, Reg) and _summarised(v):
-                s = self._summary(f"fp{slot * 8}", depth, v, st)
+            if type(v) is Reg and _summarised(v):
+                s = self._summary(_slot_name(slot), depth, v, st)
                 if s is not None:
                     rec.values.add(s)
         if st.lock is not None:
@@ -587,12 +588,24 @@ class Interpreter:
             if reg.tomb is not None:
                 return ValueSummary(loc, frame, reg.tomb.reason, reg.tomb.type_name, False, 0,
                                     reg.tomb.acquired_at, f"{reg.tomb.via}@{reg.tomb.at}")
-            if reg.is_const and reg.const == 0:
-                return ValueSummary(loc, frame, "null", "", False, 0, -1)
-            return None
+            return _null_summary(loc, frame) if reg.umin == reg.umax == 0 else None
         if reg.type not in (BTF_ID, MEM, SOCKET, MAP_VALUE):
             return None
-        ref = st.refs.get(reg.ref_obj_id)
+        if not reg.ref_obj_id:
+            # a pointer holding no reference says the same wherever the very same value is: paths
+            # carry their pointers along unchanged (the context, a map value) from visit to visit
+            key = (loc, frame, id(reg))
+            hit = self._pointer_summaries.get(key)
+            if hit is not None and hit[0] is reg:
+                return hit[1]
+            if len(self._pointer_summaries) > 4096:
+                self._pointer_summaries.clear()
+            found = self._pointer_summaries[key] = (reg, self._pointer_summary(loc, frame, reg, None))
+            return found[1]
+        return self._pointer_summary(loc, frame, reg, st.refs.get(reg.ref_obj_id))
+
+    @staticmethod
+    def _pointer_summary(loc: str, frame: int, reg: Reg, ref) -> ValueSummary:
         if reg.has(NON_OWN):
             kind, detail = "non-owning", f"{reg.nonown_via}@{reg.nonown_at}"
         elif ref is not None:
@@ -665,7 +678,7 @@ class Interpreter:
         """Register `r`'s number, given a link if it has none, so that a copy made now shares it."""
         reg = st.cur.regs[r]
         if not reg.link:
-            reg = st.cur.regs[r] = replace(reg, link=self._new_id(), link_off=0)
+            reg = st.cur.regs[r] = reg.evolve(link=self._new_id(), link_off=0)
         return reg
 
     def _sync_links(self, st: State, known: Reg) -> None:
@@ -698,11 +711,11 @@ class Interpreter:
         elif known.link_add == 32:
             return v     # a 64-bit offset from a value another copy holds cut to 32 bits: left alone
         else:
-            new = alu_scalar(isa.ADD, replace(known, lo32=None), scalar_const(v.link_off - off), True)
+            new = alu_scalar(isa.ADD, known.evolve(lo32=None), scalar_const(v.link_off - off), True)
         if (new.umin, new.umax, new.smin, new.smax) == (v.umin, v.umax, v.smin, v.smax):
             return v     # nothing new for this copy: it keeps its own precision node
         dep = None if v.dep is None and known.dep is None else self._node(v, known)
-        return replace(new, link=v.link, link_off=v.link_off, link_add=v.link_add, dep=dep, tomb=None,
+        return new.evolve(link=v.link, link_off=v.link_off, link_add=v.link_add, dep=dep, tomb=None,
                        load_time=v.load_time or known.load_time, vague=v.vague or known.vague)
 
     def _read(self, st: State, r: int, idx: int) -> Reg:
@@ -765,7 +778,7 @@ class Interpreter:
                 off = _link_offset(op, dst, src, wide)
                 if off is not None:
                     # adjust_reg_min_max_vals(): `rX += c` (or -= c, once) keeps the link, c apart
-                    result = replace(result, link=dst.link, link_off=off, link_add=64 if wide else 32)
+                    result = result.evolve(link=dst.link, link_off=off, link_add=64 if wide else 32)
                 else:
                     result = result.unlinked()
             regs[insn.dst] = result
@@ -821,7 +834,7 @@ class Interpreter:
         """A pointer moved by a number (_pointer_op_allowed() said it may be)."""
         if delta.is_const:
             d = to_signed(delta.const)
-            return replace(ptr, off=ptr.off - d if negate else ptr.off + d)
+            return ptr.evolve(off=ptr.off - d if negate else ptr.off + d)
         if ptr.type == MAP_VALUE and delta.smin <= S64_MIN and not (delta.vague or delta.load_time) and \
                 ptr.map is not None and ptr.map.kind == "map":
             # check_reg_sane_offset(): a number with no lower bound moves no pointer
@@ -830,7 +843,7 @@ class Interpreter:
         lo, hi = (-delta.smax, -delta.smin) if negate else (delta.smin, delta.smax)
         # a packet pointer moved by a number starts with nothing proven (a new id, range 0); one
         # moved by a number the model does not follow exactly is not bounds-checked
-        return replace(ptr, var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi,
+        return ptr.evolve(var_off=True, vmin=ptr.vmin + lo, vmax=ptr.vmax + hi,
                        mem_size=0 if ptr.type == PACKET else ptr.mem_size,
                        vague=ptr.vague or delta.vague or delta.load_time or ("" if not negate else "a subtracted number"))
 
@@ -1153,7 +1166,7 @@ class Interpreter:
         if off < 0:
             self._fail(finding(C.INVALID_CTX_ACCESS, insn.idx, off=off, size=size))
         if self.env.ctx_unknown:
-            return replace(ANY, type_name=self.env.ctx_unknown)
+            return ANY.evolve(type_name=self.env.ctx_unknown)
         if ptype in TRACING_CTX_TYPES and size == 8 and off % 8 == 0:
             slot = off // 8
             if slot < len(self.env.ctx_args):
@@ -1175,7 +1188,7 @@ class Interpreter:
                     flags = {MAYBE_NULL} | ({RDONLY} if kind == "rdonly_buf_or_null" else set())
                     return Reg(MEM, flags=frozenset(flags), id=self._read_maybe_null(insn))
                 if kind == "unknown":
-                    return replace(ANY, type_name="an iterator context field")
+                    return ANY.evolve(type_name="an iterator context field")
             return UNKNOWN
         kind = PACKET_FIELDS.get(ptype, {}).get(off)
         if kind is not None:
@@ -1185,7 +1198,7 @@ class Interpreter:
         if pointer is not None and size == 8:
             rtype, maybe_null, tname = pointer
             if rtype == ANYTHING:
-                return replace(ANY, type_name=tname)
+                return ANY.evolve(type_name=tname)
             # a socket the program does not own (no reference to release)
             return Reg(rtype, type_name=tname, flags=frozenset({MAYBE_NULL} if maybe_null else ()),
                        id=self._read_maybe_null(insn) if maybe_null else 0)
@@ -1266,7 +1279,7 @@ class Interpreter:
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         name = self._load_time_global(base.map, off)
         if name:
-            return replace(UNKNOWN, load_time=name)
+            return UNKNOWN.evolve(load_time=name)
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid:
             return UNKNOWN
@@ -1347,7 +1360,7 @@ class Interpreter:
         elif isinstance(meaning, FuncAddrRef):
             regs[insn.dst] = Reg(FUNC, target=meaning.target)
         elif isinstance(meaning, KsymRef) and not meaning.kernel:
-            regs[insn.dst] = replace(ANY, type_name=f"the extern variable {meaning.name} (defined in another file)")
+            regs[insn.dst] = ANY.evolve(type_name=f"the extern variable {meaning.name} (defined in another file)")
         elif isinstance(meaning, KsymRef):
             regs[insn.dst] = Reg(BTF_ID, type_name=meaning.name, flags=frozenset({TRUSTED}))
         elif isinstance(meaning, KconfigRef):
@@ -1484,7 +1497,7 @@ class Interpreter:
 
     def _forgotten(self, o: Reg, c: Reg) -> Reg:
         self.widened = True
-        return replace(UNKNOWN, load_time=c.load_time or o.load_time, vague=c.vague or o.vague).with_dep(self._node())
+        return UNKNOWN.evolve(load_time=c.load_time or o.load_time, vague=c.vague or o.vague).with_dep(self._node())
 
     def _set_refined(self, st: State, insn: Insn, dst: Reg, src: Reg) -> None:
         regs = st.cur.regs
@@ -1645,9 +1658,9 @@ class Interpreter:
             # a function outside our model: no ownership effect known, the result is unknown,
             # but a number where its prototype returns one and it is given nothing but numbers
             # (`u64 scx_bpf_now(void)`): nothing there could hold or drop a reference
-            self._clobber(st, replace(UNKNOWN, vague=f"what {name}() returns")
+            self._clobber(st, UNKNOWN.evolve(vague=f"what {name}() returns")
                           if self._returns_number_from_numbers(name, st) else
-                          replace(ANY, type_name=f"what {name}() returns"))
+                          ANY.evolve(type_name=f"what {name}() returns"))
             return insn.idx + 1
         allowed = SO.KFUNC_MEMBERS.get(name)
         so = self.prog.struct_ops
@@ -1967,7 +1980,7 @@ def _prove_packet(st: State, ptr: Reg, right_open: bool) -> None:
             or ptr.off > MAX_PACKET_OFF:
         return
     new = ptr.off + (1 if right_open else 0)
-    st.map_values(lambda v: replace(v, mem_size=new) if v.type == PACKET and not v.var_off and
+    st.map_values(lambda v: v.evolve(mem_size=new) if v.type == PACKET and not v.var_off and
                   v.type_name != "data_meta" and v.mem_size < new else v)
 
 
@@ -2040,11 +2053,25 @@ def _sized(n: Reg) -> bool:
     return n.type == SCALAR and n.tomb is None and not n.load_time and not n.vague
 
 
+_REG_NAMES = tuple(f"r{r}" for r in range(11))
+
+
+@cache
+def _slot_name(slot: int) -> str:
+    return f"fp{slot * 8}"
+
+
+@cache
+def _null_summary(loc: str, frame: int) -> ValueSummary:
+    """A NULL's summary: the same for every path, and a path may hold many (a zeroed struct)."""
+    return ValueSummary(loc, frame, "null", "", False, 0, -1)
+
+
 def _summarised(reg: Reg) -> bool:
     """Whether a hover may say something of this value (`_summary`'s cheap part: most values
     a path carries are plain numbers)."""
     if reg.type == SCALAR:
-        return reg.tomb is not None or (reg.is_const and reg.const == 0)
+        return reg.tomb is not None or reg.umin == reg.umax == 0
     return reg.type in (BTF_ID, MEM, SOCKET, MAP_VALUE)
 
 

@@ -20,7 +20,7 @@ from ..frontend.isa import Cls, Insn
 from ..frontend.objfile import FuncAddrRef, HelperRef, KfuncRef, Program, SubprogRef
 from . import kfuncs as K
 from . import struct_ops as SO
-from .domain import NOT_INIT, SCALAR, STACK, Reg
+from .domain import STACK, Reg
 from .dynptr import SLICE_BUFFER_ARGS
 
 ALL = frozenset(range(10))

@@ -1,8 +1,6 @@
 """State pruning: when an explored state subsumes the current one, the path need not go on."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .domain import (ARENA, DYNPTR, ITER, MISC, NO_BYTES, NON_OWN, NOT_INIT, PACKET, S64_MAX, S64_MIN, SCALAR, U64,
                      ZERO_SLOT, KnownBytes, NarrowSpill, Reg, State)
 from .liveness import ANY_SLOT, CALLEE_SAVED, Relevance
@@ -368,8 +366,8 @@ def _widen_scalar(o: Reg, c: Reg, to_unknown: bool) -> Reg | None:
     # the kernel widens only what no check needed exactly: a bounds check must not use ours
     vague = c.vague or o.vague or "a number an iterator loop carries, which bpf-lsp widened"
     if to_unknown:
-        return replace(c, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time,
+        return c.evolve(umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, id=0, load_time=c.load_time or o.load_time,
                        vague=vague, lo32=None, s32=None, link=0, link_off=0, link_add=0)
-    return replace(c, umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
+    return c.evolve(umin=min(o.umin, c.umin), umax=max(o.umax, c.umax), smin=min(o.smin, c.smin),
                    smax=max(o.smax, c.smax), id=0, load_time=c.load_time or o.load_time, vague=vague, lo32=None,
                    s32=None, link=0, link_off=0, link_add=0)

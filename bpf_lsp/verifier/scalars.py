@@ -6,7 +6,6 @@ NULL/zero tests, loop counters, masks. Anything else widens to "unknown", which 
 from __future__ import annotations
 
 from ..frontend import isa
-from dataclasses import replace
 
 from .domain import S64_MAX, S64_MIN, SCALAR, U64, UNKNOWN, Reg, scalar_const, scalar_range, scalar_signed, to_signed
 
@@ -26,7 +25,7 @@ def low32(r: Reg) -> Reg:
         view = scalar_range(r.umin & U32, r.umax & U32)     # one upper half: the low halves are in order
     else:
         view = scalar_range(0, U32)
-    return replace(view, s32=r.s32) if r.s32 is not None else view
+    return view.evolve(s32=r.s32) if r.s32 is not None else view
 
 
 def _withlow32(r: Reg, view: Reg) -> Reg:
@@ -41,7 +40,7 @@ def _withlow32(r: Reg, view: Reg) -> Reg:
     lo32 = None if (view.umin, view.umax) == (0, U32) else (view.umin, view.umax)
     if lo32 == r.lo32 and view.s32 == r.s32:
         return r
-    return replace(r, lo32=lo32, s32=view.s32)
+    return r.evolve(lo32=lo32, s32=view.s32)
 
 
 def _sext32(v: int) -> int:
@@ -194,7 +193,7 @@ def _range_op(op: int, d: Reg, s: Reg, bits: int = 64) -> Reg:
     if op == isa.LSH and s.is_const:
         r = scalar_range(d.umin << s.const, d.umax << s.const) if d.umax << s.const <= U64 else UNKNOWN
         # shifted past the low half, which is now all zeros (the kernel's tnum knows it)
-        return replace(r, lo32=(0, 0)) if s.const >= 32 and bits == 64 and not r.is_const else r
+        return r.evolve(lo32=(0, 0)) if s.const >= 32 and bits == 64 and not r.is_const else r
     if op == isa.RSH and s.is_const:
         return scalar_range(d.umin >> s.const, d.umax >> s.const)
     if op == isa.DIV and s.is_const and s.const:
@@ -286,7 +285,7 @@ def _clip_s32(r: Reg, lo: int, hi: int) -> Reg:
         return _clip(r, lo + (1 << 32), hi + (1 << 32))
     if (lo, hi) == (rlo, rhi):
         return r
-    return replace(r, s32=(lo, hi))     # across 0: [0, hi] and [lo, -1] as unsigned, kept as such
+    return r.evolve(s32=(lo, hi))     # across 0: [0, hi] and [lo, -1] as unsigned, kept as such
 
 
 def _compare(op: int, a: int, b: int, bits: int) -> bool | None:
