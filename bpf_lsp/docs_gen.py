@@ -57,9 +57,11 @@ where the program has to change.
 - A `const volatile` global (`.rodata`) is filled in by user space before loading, and the
   kernel verifies with that value. When such a global is a bound (an ordered comparison: a CPU
   count, a table size), a problem on a path that exists only past it is shown as a **warning**
-  with its usual code, saying which global it depends on; the verdict is `incomplete`. Equality
-  tests (filters, feature switches) are meant to go both ways: a problem behind one stays an
-  error, as does any problem on a path that depends on no such global.
+  with its usual code, saying which global it depends on; the verdict is `incomplete`. A filter
+  or feature switch (`if (measure_latency)`, `if (targ_pid && ...)`) is walked both ways, and
+  the way the object's own value takes is the one the kernel verifies: a problem there, or
+  anywhere both ways reach, is an error; one found only on the other way (user space must set
+  the global for it to run) is a warning naming the global.
 
 """
 

@@ -245,6 +245,20 @@ class BpfObject:
             return None
         return sec.data().split(b"\0", 1)[0].decode(errors="replace")
 
+    def initial_value(self, section: str, off: int, size: int) -> int | None:
+        """The little-endian number at `off` of a global-data section as the object holds it
+        (what the kernel sees of a `const volatile` global user space leaves alone); None where
+        the section has no such bytes."""
+        sec = self._data_sections.get(section)
+        if sec is None or size not in (1, 2, 4, 8) or off < 0 or off + size > len(sec):
+            return None
+        return int.from_bytes(sec[off:off + size], "little")
+
+    @cached_property
+    def _data_sections(self) -> dict[str, bytes]:
+        return {s.name: s.data() for s in self.elf.iter_sections()
+                if s.name.startswith(".rodata") and s["sh_type"] == "SHT_PROGBITS"}
+
     @property
     def gpl_compatible(self) -> bool:
         """license_is_gpl_compatible(): what the kernel lets call GPL-only helpers and kfuncs. An

@@ -94,6 +94,8 @@ class Reg:
     nonown_via: str = ""
     load_time: str = ""             # SCALAR: derived from this read-only global, which user space
                                     # sets before loading (the kernel sees its value; we do not)
+    load_value: int | None = None   # SCALAR read straight from that global: its value in the object
+                                    # (the kernel's, unless user space changes it)
     parent: int = 0                 # MEM: the dynptr (its id) this slice points into
     vague: str = ""                 # SCALAR: computed from what a call outside the model returned
                                     # (its bounds may be known to the kernel, not to us)

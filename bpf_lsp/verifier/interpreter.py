@@ -454,7 +454,9 @@ class Interpreter:
             # kernel will know which; we do not, so it is no error of ours (a warning, saying so)
             f = Finding(f.code, f.insn, tuple(sorted((*f.args, ("load_time", assumed)))), f.related)
         k = key if key is not None else (f.code, f.insn)
-        if k not in self.findings:
+        known = self.findings.get(k)
+        if known is None or (known.arg("load_time") and not f.arg("load_time")):
+            # what a path without assumptions finds stands over the same found under one
             self.findings[k] = f
 
     def _fail(self, f: Finding, key: tuple | None = None):
@@ -775,6 +777,8 @@ class Interpreter:
             if result.type == SCALAR:
                 result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time,
                                          dst.vague or src.vague or result.vague or _widened(result, dst, src, wide))
+                if result.load_value is not None:
+                    result.load_value = None    # a number computed from the global, not the global
                 off = _link_offset(op, dst, src, wide)
                 if off is not None:
                     # adjust_reg_min_max_vals(): `rX += c` (or -= c, once) keeps the link, c apart
@@ -936,7 +940,8 @@ class Interpreter:
                                          0 <= value.smin and value.umax <= top)
         if (insn.mode == isa.MODE_MEMSX or size < 8 and value.type == SCALAR) and not fits:
             narrowed = scalar_range(0, top) if insn.mode != isa.MODE_MEMSX else UNKNOWN
-            value = narrowed.with_dep(value.dep, value.load_time, value.vague) if value.type == SCALAR else narrowed
+            value = narrowed.with_dep(value.dep, value.load_time, value.vague).evolve(load_value=value.load_value) \
+                if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
             value = value.with_dep(self._node())
@@ -1279,7 +1284,7 @@ class Interpreter:
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         name = self._load_time_global(base.map, off)
         if name:
-            return UNKNOWN.evolve(load_time=name)
+            return UNKNOWN.evolve(load_time=name, load_value=self.prog.obj.initial_value(base.map.section, off, size))
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid:
             return UNKNOWN
@@ -1419,11 +1424,16 @@ class Interpreter:
                 return insn.jump_target if outcome else insn.idx + 1
             if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
                 # a bound set at load time (a CPU count, a table size) decides the way: the paths
-                # past it are, by design, for values user space never gives. Equality tests on
-                # such globals are filters and feature switches, with both ways meant to run:
-                # a mistake behind one stays an error.
+                # past it are, by design, for values user space never gives
                 st.assumed = st.assumed or dst.load_time or src.load_time
+            # a filter or feature switch (`if (targ_pid)`): the way the object's own value of the
+            # global takes is the one the kernel walks; the other exists only if user space sets
+            # it, so what is found there is a warning naming the global
+            object_way = None if op in BOUND_CHECKS else _object_way(op, dst, src, wide)
             taken = st.copy()
+            if object_way is not None:
+                other = st if object_way[0] else taken
+                other.assumed = other.assumed or object_way[1]
             t_dst, t_src = refine_branch(op, dst, src, wide, True)
             f_dst, f_src = refine_branch(op, dst, src, wide, False)
             if (dst.load_time or src.load_time) and op in BOUND_CHECKS:
@@ -1434,6 +1444,11 @@ class Interpreter:
                                               for r in (t_dst, t_src, f_dst, f_src))
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
+            if object_way is not None and object_way[0]:
+                # the object's way first: the other, walked under its assumption, is then pruned
+                # against it (an assumed state never covers one without the assumption)
+                self._push(insn.idx + 1, st)
+                self._continue_with(insn.jump_target, taken)
             self._push(insn.jump_target, taken)
             return insn.idx + 1
         if wide and insn.uses_reg_src and {dst.type, src.type} == {PACKET, PACKET_END}:
@@ -2065,6 +2080,19 @@ def _slot_name(slot: int) -> str:
 def _null_summary(loc: str, frame: int) -> ValueSummary:
     """A NULL's summary: the same for every path, and a path may hold many (a zeroed struct)."""
     return ValueSummary(loc, frame, "null", "", False, 0, -1)
+
+
+def _object_way(op: int, dst: Reg, src: Reg, wide: bool) -> tuple[bool, str] | None:
+    """(whether the branch is taken, the global) where a `const volatile` global read straight
+    from `.rodata` decides it with the value the object holds; None elsewhere."""
+    def known(r: Reg) -> Reg | None:
+        v = r.load_value
+        return scalar_const(v) if r.load_time and v is not None and r.umin <= v <= r.umax else None
+    d, s = known(dst), known(src)
+    if d is None and s is None:
+        return None
+    outcome = branch_outcome(op, d or dst, s or src, wide)
+    return None if outcome is None else (outcome, (dst if d is not None else src).load_time)
 
 
 def _summarised(reg: Reg) -> bool:
