@@ -205,7 +205,7 @@ class Interpreter:
                     self._explore(fn.start, self._global_entry_state(fn))
             if self.newly_decided and self.restart_with is None:
                 self.count_decided()
-        return VerifyResult(sorted(self.findings.values(), key=lambda f: (f.insn, f.code)), self.incomplete,
+        return VerifyResult(sorted(self._unconditional_first(), key=lambda f: (f.insn, f.code)), self.incomplete,
                             self.visited, self.states, self.unsupported, self.gaps)
 
     def count_decided(self) -> bool:
@@ -454,10 +454,15 @@ class Interpreter:
             # kernel will know which; we do not, so it is no error of ours (a warning, saying so)
             f = Finding(f.code, f.insn, tuple(sorted((*f.args, ("load_time", assumed)))), f.related)
         k = key if key is not None else (f.code, f.insn)
-        known = self.findings.get(k)
-        if known is None or (known.arg("load_time") and not f.arg("load_time")):
-            # what a path without assumptions finds stands over the same found under one
+        if k not in self.findings:
             self.findings[k] = f
+
+    def _unconditional_first(self) -> list[Finding]:
+        """The findings, without those made on a path under a load-time assumption where a path
+        without one found the same problem at the same instruction: that one stands."""
+        found = list(self.findings.values())
+        plain = {(f.code, f.insn) for f in found if not f.arg("load_time")}
+        return [f for f in found if not (f.arg("load_time") and (f.code, f.insn) in plain)]
 
     def _fail(self, f: Finding, key: tuple | None = None):
         self._report(f, key)
@@ -1444,11 +1449,6 @@ class Interpreter:
                                               for r in (t_dst, t_src, f_dst, f_src))
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
-            if object_way is not None and object_way[0]:
-                # the object's way first: the other, walked under its assumption, is then pruned
-                # against it (an assumed state never covers one without the assumption)
-                self._push(insn.idx + 1, st)
-                self._continue_with(insn.jump_target, taken)
             self._push(insn.jump_target, taken)
             return insn.idx + 1
         if wide and insn.uses_reg_src and {dst.type, src.type} == {PACKET, PACKET_END}:
