@@ -1449,6 +1449,11 @@ class Interpreter:
                                               for r in (t_dst, t_src, f_dst, f_src))
             self._set_refined(taken, insn, t_dst, t_src)
             self._set_refined(st, insn, f_dst, f_src)
+            if object_way is not None and object_way[0]:
+                # the object's way first, as the kernel walks it: a path under an assumption may
+                # make later ones (under another, from a bound) prune against it
+                self._push(insn.idx + 1, st)
+                self._continue_with(insn.jump_target, taken)
             self._push(insn.jump_target, taken)
             return insn.idx + 1
         if wide and insn.uses_reg_src and {dst.type, src.type} == {PACKET, PACKET_END}:
