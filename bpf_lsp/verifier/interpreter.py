@@ -782,8 +782,8 @@ class Interpreter:
             if result.type == SCALAR:
                 result = result.with_dep(self._node(dst, src), dst.load_time or src.load_time or result.load_time,
                                          dst.vague or src.vague or result.vague or _widened(result, dst, src, wide))
-                if result.load_value is not None:
-                    result.load_value = None    # a number computed from the global, not the global
+                if result.load_value is not None:    # a number computed from the global, not the global
+                    result = result.evolve(load_value=None)
                 off = _link_offset(op, dst, src, wide)
                 if off is not None:
                     # adjust_reg_min_max_vals(): `rX += c` (or -= c, once) keeps the link, c apart
@@ -945,8 +945,7 @@ class Interpreter:
                                          0 <= value.smin and value.umax <= top)
         if (insn.mode == isa.MODE_MEMSX or size < 8 and value.type == SCALAR) and not fits:
             narrowed = scalar_range(0, top) if insn.mode != isa.MODE_MEMSX else UNKNOWN
-            value = narrowed.with_dep(value.dep, value.load_time, value.vague).evolve(load_value=value.load_value) \
-                if value.type == SCALAR else narrowed
+            value = narrowed.with_dep(value.dep, value.load_time, value.vague) if value.type == SCALAR else narrowed
         if value.type == SCALAR and value.dep is None:
             # read from memory, or a spill of a value compared exactly wherever it is: a new value
             value = value.with_dep(self._node())
@@ -1289,7 +1288,9 @@ class Interpreter:
     def _map_value_load(self, st: State, base: Reg, off: int, size: int, insn: Insn) -> Reg:
         name = self._load_time_global(base.map, off)
         if name:
-            return UNKNOWN.evolve(load_time=name, load_value=self.prog.obj.initial_value(base.map.section, off, size))
+            # bounded by its size already, so a narrow load keeps the value the object holds
+            whole = UNKNOWN if size >= 8 else scalar_range(0, (1 << (8 * size)) - 1)
+            return whole.evolve(load_time=name, load_value=self.prog.obj.initial_value(base.map.section, off, size))
         rec = self.records.for_type(base.map.value_type_id) if base.map is not None else None
         if rec is None or not rec.valid:
             return UNKNOWN
