@@ -999,7 +999,7 @@ PROBLEMS = {
         "write": "would write into a kernel object (struct {struct}); helpers may only read it",
     },
     RDONLY_WRITE: {
-        "": "{var} points to read-only memory (a bpf_dynptr_slice()); it cannot be written",
+        "": "{var} points to read-only memory (a bpf_dynptr_slice(), an iterator's value, a kfunc's buffer); it cannot be written",
         "prog": "{call} gives writable packet data, which {prog_type} programs may not change",
     },
     LD_ABS_RESTRICTED: {

@@ -184,3 +184,45 @@ def test_sched_ext_kfuncs_from_upstream_and_their_flavoured_declarations(analyze
     (d,) = progs["bad_task_cgroup_kept"].diagnostics
     assert (d.code, d.severity, d.span.line) == \
         ("reference-leak", "error", next(i for i, t in enumerate(lines, 1) if "/* leaks */" in t))
+
+
+HID = textwrap.dedent("""\
+    #include "fixture.h"
+
+    struct hid_bpf_ctx;
+    extern __u8 *hid_bpf_get_data(struct hid_bpf_ctx *ctx, unsigned int offset, const size_t sz) __ksym;
+
+    SEC("struct_ops/hid_device_event")
+    int BPF_PROG(report_fits_ok, struct hid_bpf_ctx *hctx)
+    {
+        __u8 *data = hid_bpf_get_data(hctx, 0, 9);
+
+        if (!data)
+            return 0;
+        data[3] = data[8];      /* 9 bytes asked for */
+        return 0;
+    }
+
+    SEC("struct_ops/hid_device_event")
+    int BPF_PROG(bad_report_overrun, struct hid_bpf_ctx *hctx)
+    {
+        __u8 *data = hid_bpf_get_data(hctx, 0, 9);
+
+        if (!data)
+            return 0;
+        return data[9];         /* past the end */
+    }
+    FIXTURE_LICENSE;
+    """)
+
+
+def test_a_kfunc_buffer_is_as_long_as_its_rdwr_buf_size_argument(analyzer, tmp_path):
+    """hid_bpf_get_data(ctx, offset, rdwr_buf_size) returns that many writable bytes, whatever the
+    extern calls the parameter (the kernel reads the name from its own definition); HID-BPF is
+    not in this kernel, so no kernel-judged fixture."""
+    a = analyze_text(analyzer, tmp_path / "hid.bpf.c", HID)
+    progs = {p.name: p for p in a.programs}
+    assert not [d for d in progs["report_fits_ok"].diagnostics if d.severity == "error"]
+    errors = [d for d in progs["bad_report_overrun"].diagnostics if d.severity == "error"]
+    overrun_line = next(i for i, t in enumerate(HID.splitlines(), 1) if "past the end" in t)
+    assert [(d.code, d.span.line) for d in errors] == [("mem-out-of-bounds", overrun_line)]

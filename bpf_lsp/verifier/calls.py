@@ -8,7 +8,7 @@ from ..frontend.btf import BtfError
 from .. import codes as C
 from . import kfuncs as K
 from .domain import (ANY, ANYTHING, CTX, DYNPTR, ITER, PACKET, ALLOC, BTF_ID, FUNC, MAP_PTR, MAP_VALUE, MAYBE_NULL, MEM, MISC,
-                     NON_OWN, NOT_INIT, PERCPU, RCU, RINGBUF, SCALAR, SOCKET, STACK, TRUSTED, UNINIT,
+                     NON_OWN, NOT_INIT, PERCPU, RCU, RDONLY, RINGBUF, SCALAR, SOCKET, STACK, TRUSTED, UNINIT,
                      UNKNOWN, UNTRUSTED, LockState, Reg, State, Tombstone, dead_pointer)
 from .dynptr import SLICE_SIZE_REG, DynptrCall, invalidate_packet_pointers
 from .findings import finding
@@ -643,10 +643,28 @@ class CallChecker:
             vid = it._new_id()
             it.null_origin[vid] = at
         if kind == "mem":
+            size, rdonly = self._returned_buffer(size)
+            if rdonly:
+                flags.add(RDONLY)
             return Reg(MEM, flags=frozenset(flags), id=vid, mem_size=size, type_name=name)
         if trusted:
             flags.add(RCU if sem.has(K.RCU_PROTECTED) else TRUSTED)
         return Reg(BTF_ID, type_name=name, flags=frozenset(flags), id=vid)
+
+    def _returned_buffer(self, pointee_size: int) -> tuple[int, bool]:
+        """(size, read-only) of the memory a kfunc returning a pointer to a number gives: as
+        many bytes as its `rdonly_buf_size` or `rdwr_buf_size` argument says (a constant the
+        kernel requires), else its pointee's, read-only (check_kfunc_call(); bpf_session_cookie()
+        alone is writable). A size that is not a constant is the kernel's error, not one we
+        model: the size is then unknown (0: no access is checked)."""
+        name = self.sem.name
+        params = K.kfunc_param_names(name) or ()
+        for i, param in enumerate(params[:5]):
+            if param in ("rdonly_buf_size", "rdwr_buf_size"):
+                reg = self.regs[i + 1]
+                known = reg.type == SCALAR and reg.umin == reg.umax and not reg.vague
+                return (reg.umin if known else 0), param == "rdonly_buf_size"
+        return pointee_size, K.essential_name(name) != "bpf_session_cookie"
 
     def graph_insert(self) -> None:
         it, st, at = self.it, self.st, self.insn.idx
