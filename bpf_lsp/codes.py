@@ -340,7 +340,8 @@ _CODES = [
          "bpf-lsp does not know {gap}, so it cannot check what this line does with it; "
          "nothing here is reported as an error",
          "A value comes from something outside bpf-lsp's model (a function without a prototype, a call "
-         "into another file, an attach target missing from the kernel's BTF); it is treated as unknown.",
+         "into another file, an attach target missing from the kernel's BTF, the context of a section "
+         "that names no program type); it is treated as unknown.",
          "bpf-lsp never turns what it does not know into an error: correct programs must stay clean. The "
          "program's verdict is `incomplete` when such a value reaches a check.",
          "SEC(\"fentry/not_a_kernel_function\")\nint BPF_PROG(f, struct file *file)\n{\n\treturn file->f_flags;\n}",

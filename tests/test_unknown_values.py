@@ -49,6 +49,22 @@ CASES = {
             return meta->seq_num & 1;
         }
         """, "the context of iter/no_such_target"),
+    "unknown_section": ("""
+        SEC("filter")       /* no program type: the loader sets one (samples/bpf does) */
+        int unknown_section(struct __sk_buff *skb)
+        {
+            void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+            struct ethhdr *eth = data;
+            struct task_struct *t;
+
+            if (data + sizeof(*eth) > end)
+                return 0;
+            t = bpf_task_from_pid(1);       /* a kfunc not every program type may call */
+            if (t)
+                bpf_task_release(t);
+            return eth->h_proto == 8;
+        }
+        """, "the context of section filter"),
     "extern_variable": ("""
         extern volatile struct { long hits; } stats;   /* defined in another file */
 

@@ -54,6 +54,9 @@ def _ctx_args_kinds(kinds) -> list[tuple[str, str]]:
 def _context(prog: Program, facts: KernelFacts) -> tuple[list[tuple[str, str]], str]:
     """The context's argument slots and, when they cannot be known, why."""
     section = prog.section.lstrip("?")
+    if prog.prog_type == "unknown":
+        # a section libbpf maps to no program type: user space sets one before loading
+        return [], f"the context of section {section} (no program type libbpf knows)"
     if prog.prog_type == "tracing" and section.startswith("tp_btf/"):
         if prog.attach_target in facts.tracepoints or not facts.available:
             return list(facts.tracepoints.get(prog.attach_target, ())), ""

@@ -662,10 +662,13 @@ def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:
     """Whether a program of this type may call the kfunc (register_btf_kfunc_id_set hooks).
 
     Unknown is allowed: a kfunc missing from the table, one whose sets are registered in a way
-    the generator could not read (no hooks), or a program type we do not map.
+    the generator could not read (no hooks), or a program whose section names no type. A type
+    without a hook of its own (bpf_prog_type_to_kfunc_hook()'s default) gets the common set only.
     """
     table = kernel_table()
     entry = table["kfuncs"].get(sem.name)
+    if prog_type == "unknown":
+        return True     # a section without a program type: user space chooses it
     if entry is not None and entry.get("hooks"):
         hooks = set(entry["hooks"])
         hook = table["prog_type_hooks"].get(prog_type, "")
