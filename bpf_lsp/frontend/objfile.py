@@ -10,6 +10,7 @@ a kfunc or helper by name, a map, an address inside a global-data section, a sub
 from __future__ import annotations
 
 import io
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -544,6 +545,15 @@ class _Linker:
         self.maps = maps
         self.btf_funcs = btf_funcs
         self.problems = problems
+        self._starts_by_section: dict[str, list[int]] = {}
+
+    def _starts(self, section: str) -> list[int]:
+        """The instruction indices of a section's code, in order (for bisecting: every program
+        of an object links from the same sections)."""
+        starts = self._starts_by_section.get(section)
+        if starts is None:
+            starts = self._starts_by_section[section] = [insn.idx for insn in self.code[section]]
+        return starts
 
     def _func_containing(self, section: str, index: int) -> _Sym | None:
         for sym in self.funcs.get(section, []):
@@ -560,6 +570,7 @@ class _Linker:
         functions: list[Function] = []
         placed: dict[tuple[str, int], int] = {}      # (section, start index) -> linked start
         pending: list[tuple[int, str, int, bool]] = []  # (linked idx, section, target index, is_call)
+        position: dict[int, int] = {}                  # linked idx -> its place in `insns`
 
         def place(sec: str, sym: _Sym) -> list[tuple[str, _Sym]]:
             """Append one function; returns the functions it references, in instruction order."""
@@ -578,11 +589,14 @@ class _Linker:
                 origins.append(Origin(sec, start + i))
             first_pending = len(pending)
             sec_relocs = self.relocs.get(sec, {})
-            for insn in self.code[sec]:
-                if not start <= insn.idx < start + count:
-                    continue
+            code = self.code[sec]
+            first = bisect_left(self._starts(sec), start)
+            for k in range(first, len(code)):
+                insn = code[k]
+                if insn.idx >= start + count:
+                    break
                 linked = base + insn.idx - start
-                new = replace(insn, idx=linked)
+                new = Insn(linked, insn.code, insn.dst, insn.src, insn.off, insn.imm, insn.imm64)
                 rel = sec_relocs.get(insn.idx)
                 if insn.is_call and insn.src == 0:
                     name = HELPER_NAMES.get(insn.imm, f"helper#{insn.imm}")
@@ -614,6 +628,7 @@ class _Linker:
                     else:
                         self.problems.append(f"{sec}+{insn.idx}: relocation against {rsym.name} "
                                              f"in {rsym.section} is not understood")
+                position[linked] = len(insns)
                 insns.append(new)
             refs = []
             for _linked, tsec, tidx, _is_call in pending[first_pending:]:
@@ -650,7 +665,7 @@ class _Linker:
             ref = SubprogRef(target_idx, callee.name) if is_call else FuncAddrRef(target_idx, callee.name)
             meanings[linked] = ref
             if is_call:
-                pos = next(k for k, i in enumerate(insns) if i.idx == linked)
+                pos = position[linked]
                 insns[pos] = replace(insns[pos], imm=target_idx - linked - 1)
         return Program(main.name, section, kind, target, insns, origins, meanings, functions, obj,
                        exception_cb=exception_cb.name if exception_cb is not None else "")

@@ -45,6 +45,7 @@ MAX_ERRNO = 4095
 BOOLEAN_CALLBACKS = {"bpf_loop": "bpf_loop", "user_ringbuf": "bpf_user_ringbuf_drain", "rbtree_less": "bpf_rbtree_add"}
 MAX_STATES_PER_INSN = 256
 EVICT_AFTER_MISSES = 3       # an explored state that misses more than 3 * hits + this is dropped (Explored.stale)
+KEEP_AFTER_JUMPS, KEEP_AFTER_INSNS = 2, 8   # a new explored state is kept only after this many of each
 MAX_JOINS = 2              # joins of a loop-carried scalar at an iterator's `next` before it is forgotten
 MAX_RECORDED_PATHS = 32     # paths whose values a hover shows, per instruction (the rest are counted)
 SATURATED_AFTER = 8         # ... or until this many in a row showed nothing new there
@@ -187,6 +188,13 @@ class Interpreter:
         self.widen_loops = widen_loops              # may_goto loops forget imprecise scalars (_widen_imprecise)
         self.widened = False                        # and some did
         self.prune_points = self._prune_points()
+        # is_force_checkpoint(): where a state is always kept (an iterator's next, may_goto)
+        self.forced_points = self.iter_next_calls | {i.idx for i in prog.insns if i.is_jump and i.op == isa.JCOND}
+        # jump-class instructions walked (calls and exits included: the kernel's jmps_processed),
+        # and both counters when the last explored state was kept
+        self.jump_insns = frozenset(i.idx for i in prog.insns if i.is_jump or i.is_call or i.is_exit)
+        self.jumps = 0
+        self.kept_at = (0, 0)
         self.verified_callbacks: set[int] = set()
         self.pending: list[tuple[int, State]] = []
         self.ctx_ref_ids: dict[int, int] = {}       # ctx slot -> the reference a __ref argument carries
@@ -435,6 +443,8 @@ class Interpreter:
             if idx in self.prune_points and self._prune(idx, st):
                 return
             self.visited += 1
+            if idx in self.jump_insns:
+                self.jumps += 1
             if idx in self.line_insns:
                 st.prev_line, st.path_line = st.path_line, idx
             self._record(idx, st)
@@ -487,6 +497,14 @@ class Interpreter:
         here = self.relevance.at(idx)
         st.slot_memo = None     # the state has moved on since it was last compared
         seen = self.explored.setdefault((idx, state_shape(st), register_signature(st, here[0], self.relevance)), [])
+        # like the kernel, keep a new state only after 2 jumps and 8 instructions since the last
+        # one kept, or where forced (is_state_visited()'s add_new_state: in the kernel half the
+        # states and a fifth of the time; here fewer copies and comparisons for more visits,
+        # measured about even on scx's largest programs, 2 more selftests judged as the kernel
+        # judges them, whose verdicts depend on where states are kept)
+        jumps, visited = self.kept_at
+        keep = idx in self.forced_points or (self.jumps - jumps >= KEEP_AFTER_JUMPS and
+                                             self.visited - visited >= KEEP_AFTER_INSNS)
         stale = False
         for k in range(len(seen) - 1, -1, -1):   # recent states first: the likeliest match in a loop
             ex = seen[k]
@@ -495,8 +513,11 @@ class Interpreter:
                 return True
             if self.restart_with is not None:
                 return True     # the walk is over
-            ex.misses += 1
-            stale = stale or ex.stale
+            if keep:
+                ex.misses += 1  # a miss counts only where a new state is kept (miss_cnt)
+                stale = stale or ex.stale
+        if not keep:
+            return False
         if stale:
             # like the kernel, forget states that keep failing to match: every later check would
             # walk them again (the newest stays, for an iterator loop's widening below)
@@ -513,6 +534,7 @@ class Interpreter:
         kept.slot_memo = st.slot_memo     # the same state: what was found of it holds for the copy
         st.checkpoint = Explored(kept, st.checkpoint, self.checkpoints, idx)
         self.checkpoints += 1
+        self.kept_at = (self.jumps, self.visited)
         seen.append(st.checkpoint)
         if len(seen) > MAX_STATES_PER_INSN:
             del seen[0]
