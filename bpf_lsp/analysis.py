@@ -113,7 +113,9 @@ class Analyzer:
         by default the running kernel's, read once. Part of every verification cache key."""
         self.settings = settings or Settings()
         self._facts = facts
-        self.units = TranslationUnits()    # libclang's parses of the files findings sit in
+        # libclang's parses of the files findings sit in (batch runs share their preambles on disk)
+        self.units = TranslationUnits(preamble_dir=((Path(cache_dir) if cache_dir else default_cache_root())
+                                                    / "libclang-pch") if build_pch_synchronously else None)
         self.pch = PreambleCache(Path(cache_dir) / "pch" if cache_dir else None)
         # on disk only in batch runs (`check`, tests): in the server each keystroke's text is new and
         # never compiled again, so writing every object out would be I/O for nothing

@@ -255,3 +255,30 @@ def test_byte_columns_after_non_ascii_text(wired, tmp_path):
     ast = file_ast(wired, path, text)
     assert ast.expression(21, raw.index(b"=") + 1) == want
     assert rng(only(wired.analyze(text, str(path)), "non-owning-after-unlock").span) == want
+
+
+def test_batch_parses_share_a_precompiled_preamble_on_disk(analyzer, tmp_path):
+    """In batch runs a preamble seen before is parsed from a PCH on disk (libclang's own), which
+    gives the same ranges as a plain parse; a header changed since then makes clang refuse the PCH,
+    and the parse is plain again (the next one builds it anew)."""
+    header = tmp_path / "mine.h"
+    header.write_text('#include "own.h"\n')
+    text = (CORPUS_CASES / "obj_leak.bpf.c").read_text().replace('#include "own.h"', '#include "mine.h"')
+    units = ranges.TranslationUnits(preamble_dir=tmp_path / "pch")
+    args = (*analyzer.planned_parse_args(str(tmp_path / "a.bpf.c")), "-I", str(tmp_path))
+
+    def parse(name: str) -> tuple:
+        path = tmp_path / name
+        path.write_text(text)
+        units.clear()
+        ast = units.file_ast(str(path), text, args)
+        return ast.expression(11, 10), [p.name for p in (tmp_path / "pch").glob("*/preamble.pch")]
+
+    assert parse("a.bpf.c") == ((11, 2, 11, 13), [])                  # seen once: plain
+    assert parse("b.bpf.c") == ((11, 2, 11, 13), ["preamble.pch"])    # seen again: built and used
+    plain, built = units.stats["parse"][-2:]
+    assert parse("c.bpf.c") == ((11, 2, 11, 13), ["preamble.pch"])
+    fast = units.stats["parse"][-1]
+    header.write_text('#include "own.h"\n/* changed */\n')
+    assert parse("d.bpf.c") == ((11, 2, 11, 13), [])                  # stale: refused, plain parse
+    print(f"\nlibclang first parse: plain {plain:.3f} s, building the PCH {built:.3f} s, with it {fast * 1e3:.1f} ms")

@@ -36,7 +36,7 @@ _DEPS = "dependencies.json"
 # (10 ms at HZ=100): a file changed after the build started may look up to a tick older.
 MTIME_SLACK_NS = 20_000_000
 # Named so no user #include can refer to it by accident.
-_HEADER = "bpf-lsp-preamble.h"
+HEADER_NAME = _HEADER = "bpf-lsp-preamble.h"
 
 _DIRECTIVE = re.compile(r"\s*#\s*([A-Za-z_]+)\s*(.*)", re.DOTALL)
 _OPENERS = {"if", "ifdef", "ifndef"}
