@@ -95,6 +95,8 @@ class MapDef:
     max_entries: int = 0
     value_type_id: int = 0    # BTF id of the value struct (or the DATASEC for global data)
     section: str = ""
+    map_flags: int = 0
+    inner: "MapDef | None" = None   # a map-in-map's inner map template (`__array(values, ...)`)
 
 
 @dataclass(frozen=True)
@@ -516,9 +518,20 @@ def _maps(btf: Btf | None, by_name, symbols: list[_Sym], problems: list[str]) ->
 def _map_from_btf(btf: Btf, name: str, struct_id: int, problems: list[str]) -> MapDef:
     fields: dict[str, int] = {}
     value_type = 0
+    inner = None
     st = btf[struct_id]
     for m in st.members or []:
         ptr = btf[btf.resolve(m.type_id)]
+        if ptr.kind == Kind.ARRAY and m.name == "values":
+            # __array(values, struct {...}): a map-in-map's inner map, whose template the kernel
+            # checks the inner maps' lookups against (only its type, size and flags are kept: the
+            # layout of its values is not modelled)
+            elem = btf[btf.resolve(ptr.elem_type)]
+            if elem.kind == Kind.PTR and btf[btf.resolve(elem.type_id)].kind == Kind.STRUCT:
+                t = _map_from_btf(btf, f"{name}.values", btf.resolve(elem.type_id), problems)
+                inner = MapDef(t.name, "inner", map_type=t.map_type, key_size=t.key_size,
+                               value_size=t.value_size, max_entries=t.max_entries, map_flags=t.map_flags)
+            continue
         if ptr.kind != Kind.PTR:
             continue
         pointee = btf.resolve(ptr.type_id)
@@ -530,7 +543,8 @@ def _map_from_btf(btf: Btf, name: str, struct_id: int, problems: list[str]) -> M
             fields[m.name] = btf[pointee].nelems
     return MapDef(name, "map", map_type=fields.get("type", 0),
                   key_size=fields.get("key_size", 0), value_size=fields.get("value_size", 0),
-                  max_entries=fields.get("max_entries", 0), value_type_id=value_type, section=".maps")
+                  max_entries=fields.get("max_entries", 0), value_type_id=value_type, section=".maps",
+                  map_flags=fields.get("map_flags", 0), inner=inner)
 
 
 class _Linker:

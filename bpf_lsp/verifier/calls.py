@@ -21,6 +21,7 @@ CALLER_SAVED = (1, 2, 3, 4, 5)
 # registers check_helper_mem_access() reads as memory, a kfunc's struct pointer among them
 PLAIN_MEMORY = (MAP_VALUE, STACK, MEM, PACKET)
 SCALAR_KINDS = ("INT", "ENUM", "ENUM64")    # btf_type_is_scalar()
+BPF_F_INNER_MAP = 1 << 12
 # bpf_cast_to_kern_ctx(): the kernel structure behind each program type's context
 KERN_CTX_TYPES = {"sched_cls": "sk_buff", "sched_act": "sk_buff", "cgroup_skb": "sk_buff", "socket_filter": "sk_buff",
                   "sk_skb": "sk_buff", "lwt_in": "sk_buff", "lwt_out": "sk_buff", "lwt_xmit": "sk_buff",
@@ -765,9 +766,17 @@ class CallChecker:
             return Reg(BTF_ID, type_name=sem.ret_type, flags=frozenset(flags | {TRUSTED}), id=vid, ref_obj_id=rid)
         if ret == K.RET_MAP_VALUE:
             m = self.regs[1].map
+            if m is not None and m.kind == "inner":
+                # an inner map's value: its layout is not modelled (map None); whether it may be
+                # NULL is the template's to say: an array's element at a constant in-range key is
+                # there, unless BPF_F_INNER_MAP lets the inner maps be of other sizes
+                if m.map_type in ARRAY_MAP_TYPES and not m.map_flags & BPF_F_INNER_MAP and \
+                        sem.name == "bpf_map_lookup_elem" and self._key_in_range(m):
+                    flags.discard(MAYBE_NULL)
+                return Reg(MAP_VALUE, map=None, flags=frozenset(flags), id=vid)
             if m is not None and m.map_type in MAP_IN_MAP_TYPES:
-                # an outer map's value is the inner map (the inner's layout is not modelled)
-                return Reg(MAP_PTR, map=None, flags=frozenset(flags), id=vid)
+                # an outer map's value is the inner map, known by its template where declared
+                return Reg(MAP_PTR, map=m.inner, flags=frozenset(flags), id=vid)
             if m is not None and m.map_type in SOCK_MAP_TYPES:
                 # is_acquire_function(): a sockmap/sockhash lookup takes a socket reference
                 rid = it.acquire(st, "socket", at, sem.name, "bpf_sock")

@@ -1693,6 +1693,8 @@ class Interpreter:
             self._helper_fills(st, K.helper_mem_args(meaning.id))
             for i in K.helper_map_args(meaning.id):
                 m = st.cur.regs[i + 1].map if st.cur.regs[i + 1].type == MAP_PTR else None
+                if m is not None and m.kind == "inner":
+                    m = None    # an inner map template: which helpers suit it is not followed
                 allowed = K.MAP_TYPE_FUNCS.get(m.map_type) if m is not None else None
                 if allowed is not None and name not in allowed:
                     self._fail(finding(C.MAP_FUNC_MISMATCH, insn.idx, map_type=m.map_type, func=name,
