@@ -40,7 +40,8 @@ EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve(
                   "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_": "a pointer to memory",
                   "ctx": "the program's context pointer",
                   "ptr_, trusted_ptr_, rcu_ptr_": "a trusted kernel pointer",
-                  "map_value": "memory of a map value"}
+                  "map_value": "memory of a map value",
+                  "map_ptr": "a map"}
 # the template arguments `render` fills for every finding; the rest come from the finding's own args
 # (tests/test_codes_render.py checks every template against these and its emitters)
 RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "null_source", "acquire_line", "what", "release_call", "release_line",

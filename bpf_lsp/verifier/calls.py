@@ -81,6 +81,7 @@ class CallChecker:
         sem = self.sem
         if sem.is_helper:
             self.check_helper_scalar_args()
+            self.check_helper_map_args()
         if sem.generated and sem.is_helper:
             self.check_generated_helper_args()
         params = self.it.dynptr_params(sem)
@@ -118,6 +119,17 @@ class CallChecker:
                 self.fail(C.HELPER_ARG_TYPE, related=self._tomb_related(reg), reg=i + 1, type=reg.type_str(),
                           expected=expected, state=self._state_words(reg), reason=tomb.reason if tomb else "",
                           release_call=tomb.via if tomb else "")
+
+    def check_helper_map_args(self) -> None:
+        """A map argument (ARG_CONST_MAP_PTR) that may be NULL: an outer map's lookup, unchecked
+        (an inner map, or NULL: check_reg_type() finds map_ptr_or_null no map)."""
+        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
+        for i, kinds in enumerate(entry.get("args", ())[:5]):
+            reg = self.regs[i + 1]
+            if reg.type == MAP_PTR and reg.maybe_null and kinds and \
+                    all(k.split("|")[0] == "ARG_CONST_MAP_PTR" for k in kinds):
+                self.fail(C.HELPER_ARG_TYPE, reg=i + 1, type=reg.type_str(), expected="map_ptr",
+                          state="maybe_null", reason="", release_call="")
 
     def check_generated_helper_args(self) -> None:
         """From the kernel's prototypes: a maybe-NULL pointer where no variant of the helper takes
