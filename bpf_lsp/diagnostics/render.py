@@ -41,7 +41,8 @@ EXPECTED_WORDS = {"ringbuf_mem": "a ring-buffer record from bpf_ringbuf_reserve(
                   "ctx": "the program's context pointer",
                   "ptr_, trusted_ptr_, rcu_ptr_": "a trusted kernel pointer",
                   "map_value": "memory of a map value",
-                  "map_ptr": "a map"}
+                  "map_ptr": "a map",
+                  "map_value, ptr_": "the map value or object holding the __kptr"}
 # the template arguments `render` fills for every finding; the rest come from the finding's own args
 # (tests/test_codes_render.py checks every template against these and its emitters)
 RENDERED_ARGS = frozenset({"var", "call", "acquire_call", "null_source", "acquire_line", "what", "release_call", "release_line",

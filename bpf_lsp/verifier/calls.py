@@ -431,6 +431,10 @@ class CallChecker:
     def arg_kptr_dest(self, i, r, reg, arg, trusted_checked):
         if self._inner_map_value(reg):
             return
+        if reg.type in (MAP_VALUE, BTF_ID) and reg.maybe_null:
+            # a lookup's value, unchecked: check_reg_type() finds no map value in map_value_or_null
+            self.fail(C.HELPER_ARG_TYPE, reg=r, type=reg.type_str(), expected="map_value, ptr_",
+                      state="maybe_null", reason="", release_call="")
         if reg.type == MAP_VALUE and reg.map is not None:
             rec, dest = self.it.records.for_type(reg.map.value_type_id), reg.map.name
         elif reg.type == BTF_ID and reg.has(ALLOC) and not reg.has(NON_OWN):

@@ -19,7 +19,7 @@ from importlib import resources
 
 from ..frontend.objfile import essential_name
 
-SEMANTICS_VERSION = 25
+SEMANTICS_VERSION = 26
 
 # kfunc flags (include/linux/btf.h)
 ACQUIRE = "acquire"
