@@ -284,8 +284,9 @@ class DiskPreambles:
         header.write_text(head, encoding="utf-8", errors="surrogateescape")
         header_args = [*args[:-2], "-x", "c-header"] if args[-2:] == ("-x", "c") else [*args, "-x", "c-header"]
         tu = libclang.index().parse(str(header), args=header_args, options=_INCOMPLETE | _KEEP_GOING)
-        if any(d.severity >= 3 for d in tu.diagnostics):
-            raise ValueError(f"the preamble does not parse: {next(d.spelling for d in tu.diagnostics if d.severity >= 3)}")
+        errors = [d.spelling for d in tu.diagnostics if d.severity >= 3]
+        if errors:
+            raise ValueError(f"the preamble does not parse: {errors[0]}")
         tmp = pch.with_name(f"{pch.name}.{os.getpid()}.tmp")
         tu.save(str(tmp))
         os.replace(tmp, pch)     # atomically: other workers may be reading it

@@ -528,9 +528,8 @@ def _map_from_btf(btf: Btf, name: str, struct_id: int, problems: list[str]) -> M
             # layout of its values is not modelled)
             elem = btf[btf.resolve(ptr.elem_type)]
             if elem.kind == Kind.PTR and btf[btf.resolve(elem.type_id)].kind == Kind.STRUCT:
-                t = _map_from_btf(btf, f"{name}.values", btf.resolve(elem.type_id), problems)
-                inner = MapDef(t.name, "inner", map_type=t.map_type, key_size=t.key_size,
-                               value_size=t.value_size, max_entries=t.max_entries, map_flags=t.map_flags)
+                inner = replace(_map_from_btf(btf, f"{name}.values", btf.resolve(elem.type_id), problems),
+                                kind="inner", value_type_id=0, section="")
             continue
         if ptr.kind != Kind.PTR:
             continue

@@ -100,11 +100,15 @@ class CallChecker:
         return self.insn.idx + 1
 
     # ---- arguments
+    def _helper_arg_kinds(self) -> list:
+        """The kinds each argument of the helper's kernel prototypes takes (the generated table)."""
+        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
+        return entry.get("args", ())[:5]
+
     def check_helper_scalar_args(self) -> None:
         """A number where every prototype of the helper takes a pointer (check_reg_type); only
         NULL passes where a variant takes NULL."""
-        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
-        for i, kinds in enumerate(entry.get("args", ())[:5]):
+        for i, kinds in enumerate(self._helper_arg_kinds()):
             reg = self.regs[i + 1]
             if reg.type != SCALAR or not kinds:
                 continue
@@ -123,8 +127,7 @@ class CallChecker:
     def check_helper_map_args(self) -> None:
         """A map argument (ARG_CONST_MAP_PTR) that may be NULL: an outer map's lookup, unchecked
         (an inner map, or NULL: check_reg_type() finds map_ptr_or_null no map)."""
-        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
-        for i, kinds in enumerate(entry.get("args", ())[:5]):
+        for i, kinds in enumerate(self._helper_arg_kinds()):
             reg = self.regs[i + 1]
             if reg.type == MAP_PTR and reg.maybe_null and kinds and \
                     all(k.split("|")[0] == "ARG_CONST_MAP_PTR" for k in kinds):
@@ -134,8 +137,7 @@ class CallChecker:
     def check_generated_helper_args(self) -> None:
         """From the kernel's prototypes: a maybe-NULL pointer where no variant of the helper takes
         NULL (check_reg_type finds no compatible type). Nothing else is known of these arguments."""
-        entry = K.kernel_table()["helpers"].get(str(self.sem.helper_id)) or {}
-        for i, kinds in enumerate(entry.get("args", ())[:5]):
+        for i, kinds in enumerate(self._helper_arg_kinds()):
             reg = self.regs[i + 1]
             if kinds == ["ARG_PTR_TO_PERCPU_BTF_ID"] and reg.type in (MAP_VALUE, STACK, CTX, PACKET):
                 # a per-CPU kernel variable or per-CPU object only; plain memory has no per-CPU copies
@@ -671,8 +673,8 @@ class CallChecker:
     def _returned_buffer(self, pointee_size: int) -> tuple[int, bool]:
         """(size, read-only) of the memory a kfunc returning a pointer to a number gives: as
         many bytes as its `rdonly_buf_size` or `rdwr_buf_size` argument says (a constant the
-        kernel requires), else its pointee's, read-only (check_kfunc_call(); bpf_session_cookie()
-        alone is writable). A size that is not a constant is the kernel's error, not one we
+        kernel requires), else its pointee's, read-only (check_kfunc_call(); but for
+        K.WRITABLE_POINTEE_RETURNS). A size that is not a constant is the kernel's error, not one we
         model: the size is then unknown (0: no access is checked)."""
         name = self.sem.name
         params = K.kfunc_param_names(name) or ()
@@ -681,7 +683,7 @@ class CallChecker:
                 reg = self.regs[i + 1]
                 known = reg.type == SCALAR and reg.umin == reg.umax and not reg.vague
                 return (reg.umin if known else 0), param == "rdonly_buf_size"
-        return pointee_size, K.essential_name(name) != "bpf_session_cookie"
+        return pointee_size, K.essential_name(name) not in K.WRITABLE_POINTEE_RETURNS
 
     def graph_insert(self) -> None:
         it, st, at = self.it, self.st, self.insn.idx

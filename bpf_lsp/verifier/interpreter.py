@@ -187,9 +187,10 @@ class Interpreter:
         self.widenings: dict[int, int] = {}         # iterator `next` call -> times its state was widened
         self.widen_loops = widen_loops              # may_goto loops forget imprecise scalars (_widen_imprecise)
         self.widened = False                        # and some did
+        self.may_goto_insns = frozenset(i.idx for i in prog.insns if i.is_jump and i.op == isa.JCOND)
         self.prune_points = self._prune_points()
         # is_force_checkpoint(): where a state is always kept (an iterator's next, may_goto)
-        self.forced_points = self.iter_next_calls | {i.idx for i in prog.insns if i.is_jump and i.op == isa.JCOND}
+        self.forced_points = self.iter_next_calls | self.may_goto_insns
         # jump-class instructions walked (calls and exits included: the kernel's jmps_processed),
         # and both counters when the last explored state was kept
         self.jump_insns = frozenset(i.idx for i in prog.insns if i.is_jump or i.is_call or i.is_exit)
@@ -393,7 +394,7 @@ class Interpreter:
 
     def _prune_points(self) -> set[int]:
         points = set(self.iter_next_calls)   # is_iter_next_insn(): a forced checkpoint
-        points.update(i.idx for i in self.prog.insns if i.is_jump and i.op == isa.JCOND)   # and may_goto
+        points.update(self.may_goto_insns)   # and may_goto
         for insn in self.prog.insns:
             if insn.is_jump:
                 points.add(insn.jump_target)

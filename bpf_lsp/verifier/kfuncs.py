@@ -658,6 +658,11 @@ def helper_might_sleep(helper_id: int) -> bool:
     return _helper_property("might_sleep", helper_id)
 
 
+# kfuncs returning a pointer to a number whose pointee the program may write (check_kfunc_call()
+# makes any other such buffer without a rdwr_buf_size argument read-only)
+WRITABLE_POINTEE_RETURNS = frozenset({"bpf_session_cookie"})
+
+
 def kfunc_allowed(sem: Semantics, prog_type: str) -> bool:
     """Whether a program of this type may call the kfunc (register_btf_kfunc_id_set hooks).
 
